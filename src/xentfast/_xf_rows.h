@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include "_xf_simd.h"
 
+/* Rows per tile in the small-C kernels. */
+#define XF_LANES 16
+
 #define XF_T float
 #define XF_NAME(f) f##_f32
 #define XF_EXP xf_expf
