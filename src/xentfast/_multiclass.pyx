@@ -38,18 +38,18 @@ def first_invalid_label(const int64_t[::1] y, int64_t n_classes, int64_t ignore_
     return -1
 
 
-cdef inline double label_row(double x_y, double m, double others, double dot,
+cdef inline double label_row(double x_y, double m, double others, double l1p, double dot,
                              double w_sum, double w_y, double s, double eps,
                              double z_loss, double grad_scale, Py_ssize_t c,
                              double *a, double *b, double *at_target) noexcept nogil:
     """Loss of one row with integer label y, and its gradient coefficients.
 
     Inputs: x_y = x[y] - m, m = max of the row, others = sum of exp(x - m)
-    but one max term, dot = sum_c w_c (x_c - m) and w_sum = sum_c w_c (only
+    but one max term, l1p = log1p(others), dot = sum_c w_c (x_c - m) and w_sum = sum_c w_c (only
     used with label smoothing), w_y = weight[y], s = sample weight.  The
     gradient row is then  a * exp(x - m) - b * w - at_target * [j == y].
     """
-    cdef double l1p = log1p(others), lse = m + l1p, eps_c = eps / c
+    cdef double lse = m + l1p, eps_c = eps / c
     s_g = s * grad_scale
     a[0] = s_g * ((1 - eps) * w_y + eps_c * w_sum + 2 * z_loss * lse) / (1 + others)
     b[0] = s_g * eps_c
@@ -67,6 +67,7 @@ cdef void label_tile(const floating *x, const int64_t *y, Py_ssize_t nr, Py_ssiz
     cdef floating tile[TILE_SIZE]
     cdef floating m[XF_LANES]
     cdef floating others[XF_LANES]
+    cdef floating l1p[XF_LANES]
     cdef floating a[XF_LANES]
     cdef floating b[XF_LANES]
     cdef floating zero[XF_LANES]
@@ -79,7 +80,7 @@ cdef void label_tile(const floating *x, const int64_t *y, Py_ssize_t nr, Py_ssiz
     for k in range(nr):
         if y[k] != ignore_index:
             x_y[k] = x[k * c + y[k]] - m[k]
-    tile_exp(tile, c, m, tile, others)
+    tile_exp(tile, c, m, tile, others, l1p)
     for k in range(XF_LANES):
         zero[k] = 0
         a[k] = 0
@@ -89,7 +90,7 @@ cdef void label_tile(const floating *x, const int64_t *y, Py_ssize_t nr, Py_ssiz
         if y[k] == ignore_index:
             loss[k] = 0.0
             continue
-        loss[k] = label_row(x_y[k], m[k], others[k], 0.0, 0.0,
+        loss[k] = label_row(x_y[k], m[k], others[k], l1p[k], 0.0, 0.0,
                             w[y[k]] if w != NULL else 1.0, sw[k] if sw != NULL else 1.0,
                             0.0, z_loss, grad_scale, c, &ak, &bk, &at_y[k])
         a[k] = <floating>ak
@@ -154,7 +155,7 @@ def cross_entropy_labels(
             dot = row_target_dot(src, c, m, NULL, w, 0, 1, &w_sum)
         row_exp(src, c, m, e)
         others = row_sum_others(e, c)
-        loss[i] = label_row(x_y, m, others, dot, w_sum, w[yi] if w != NULL else 1.0,
+        loss[i] = label_row(x_y, m, others, log1p(others), dot, w_sum, w[yi] if w != NULL else 1.0,
                             sw[i] if sw != NULL else 1.0, eps, z_loss, grad_scale, c,
                             &a, &b, &at_y)
         if g0 != NULL:

@@ -12,9 +12,9 @@ cdef extern from "_xf_rows.h" nogil:
     void xf_tile_max_f32(const float *tile, Py_ssize_t c, float *m)
     void xf_tile_max_f64(const double *tile, Py_ssize_t c, double *m)
     void xf_tile_exp_f32(const float *tile, Py_ssize_t c, const float *m, float *out,
-                         float *others)
+                         float *others, float *l1p)
     void xf_tile_exp_f64(const double *tile, Py_ssize_t c, const double *m, double *out,
-                         double *others)
+                         double *others, double *l1p)
     void xf_tile_store_f32(const float *tile, Py_ssize_t c, Py_ssize_t nr, const float *a,
                            const float *s, const float *b, const float *w, float *g)
     void xf_tile_store_f64(const double *tile, Py_ssize_t c, Py_ssize_t nr, const double *a,
@@ -134,11 +134,11 @@ cdef inline void tile_max(const floating *tile, Py_ssize_t c, floating *m) noexc
 
 
 cdef inline void tile_exp(const floating *tile, Py_ssize_t c, const floating *m,
-                          floating *out, floating *others) noexcept nogil:
+                          floating *out, floating *others, floating *l1p) noexcept nogil:
     if floating is float:
-        xf_tile_exp_f32(tile, c, m, out, others)
+        xf_tile_exp_f32(tile, c, m, out, others, l1p)
     else:
-        xf_tile_exp_f64(tile, c, m, out, others)
+        xf_tile_exp_f64(tile, c, m, out, others, l1p)
 
 
 cdef inline void tile_store(const floating *tile, Py_ssize_t c, Py_ssize_t nr,

@@ -25,18 +25,19 @@ cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
     cdef floating e[TILE_SIZE]
     cdef floating m[XF_LANES]
     cdef floating others[XF_LANES]
+    cdef floating l1p[XF_LANES]
     cdef floating a[XF_LANES]
     cdef floating b[XF_LANES]
     cdef floating zero[XF_LANES]
     cdef Py_ssize_t k
     tile_load(x, c, nr, tile)
     tile_max(tile, c, m)
-    tile_exp(tile, c, m, e, others)
+    tile_exp(tile, c, m, e, others, l1p)
     for k in range(XF_LANES):
         zero[k] = 0
         if op == LOG_SOFTMAX:   # (x - m) - log1p(others)
             a[k] = 1
-            b[k] = <floating>log1p(others[k])
+            b[k] = l1p[k]
         else:                   # e / (1 + others)
             a[k] = <floating>(1.0 / (1.0 + others[k]))
             b[k] = 0

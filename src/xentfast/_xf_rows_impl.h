@@ -130,10 +130,10 @@ static XF_MULTIVERSION void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c,
 }
 
 /* out = exp(tile - m), lane by lane (out may be tile); others[k] as
- * xf_row_sum_others for lane k. */
+ * xf_row_sum_others for lane k, and l1p[k] = log1p(others[k]). */
 static XF_MULTIVERSION void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
                                                 const XF_T *m, XF_T *out,
-                                                XF_T *others)
+                                                XF_T *others, XF_T *l1p)
 {
     double rest[XF_LANES], ones[XF_LANES];
     XF_SIMD
@@ -150,8 +150,10 @@ static XF_MULTIVERSION void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
         }
     }
     XF_SIMD
-    for (Py_ssize_t k = 0; k < XF_LANES; k++)
+    for (Py_ssize_t k = 0; k < XF_LANES; k++) {
         others[k] = (XF_T)(rest[k] + (ones[k] - 1.0));
+        l1p[k] = XF_LOG1P(others[k]);
+    }
 }
 
 /* g[k * C + j] = (a[k] * tile[j, k] - s[k]) - b[k] * (w ? w[j] : 1) for the
