@@ -30,7 +30,10 @@ def as_layout(x, kind):
         # A view that skips every other element along the last axis.
         big = np.empty(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
         big[..., ::2] = x
-        big[..., 1::2] = np.nan
+        # Poison the skipped elements so reading them shows up in results.
+        big[..., 1::2] = (np.nan if x.dtype.kind == "f" else
+                          True if x.dtype.kind == "b" else
+                          np.iinfo(x.dtype).max)
         view = big[..., ::2]
         assert not view.flags.c_contiguous or x.shape[-1] <= 1
         return view
