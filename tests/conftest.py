@@ -58,9 +58,9 @@ def layout(request):
 def compute_dtype(x):
     """The dtype xentfast computes in for logits ``x`` (contract rules)."""
     dt = np.asarray(x).dtype
-    if dt == np.float16 or dt == np.float32:
+    if dt.kind == "f" and dt.itemsize <= 4:       # float16 / float32
         return np.dtype(np.float32)
-    if dt == np.float64:
+    if dt.kind == "f" and dt.itemsize == 8:
         return np.dtype(np.float64)
     if dt.kind in "biu":
         return np.dtype(np.float64)
