@@ -8,7 +8,7 @@ import xentfast as xf
 torch = pytest.importorskip("torch")
 
 FUNCS = ("log_softmax", "softmax", "logsumexp")
-DTYPES = (np.float32, np.float64, np.float16, np.int32, np.int64)
+DTYPES = (np.float32, np.float64, np.float16, np.int32, np.int64, np.bool_)
 
 
 def ref(name, x, axis=-1):
@@ -24,6 +24,8 @@ def ref(name, x, axis=-1):
 
 
 def make(rng, shape, dtype):
+    if np.dtype(dtype).kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
     if np.dtype(dtype).kind in "iu":
         return rng.integers(-6, 7, size=shape).astype(dtype)
     return (3 * rng.standard_normal(shape)).astype(dtype)
