@@ -156,3 +156,31 @@ def test_softmax_family_bitwise_identical(shape, big):
     for name in ("log_softmax", "softmax", "logsumexp"):
         _same_for_every_thread_count(lambda: getattr(xf, name)(x))
     _same_for_every_thread_count(lambda: xf.logsumexp(x, axis=0))
+
+
+@pytest.mark.parametrize("kind", ["labels", "probs"])
+def test_threaded_results_are_correct(kind):
+    # Rows whose targets sum to very different totals (and class weights):
+    # a per-row scalar shared between threads by mistake shows up as a
+    # large error, not just as a last-bit difference.
+    rng = np.random.default_rng(7)
+    n, c = 400, 4000
+    x = rng.standard_normal((n, c))
+    w = rng.random(c) + 0.5
+    if kind == "probs":
+        t = rng.random((n, c))
+        t /= t.sum(1, keepdims=True)
+        t[::2] *= 1e-3
+        kw = dict(label_smoothing=0.0)
+    else:
+        t = rng.integers(0, c, n)
+        kw = dict(label_smoothing=0.3)
+    with xf.num_threads(1):
+        ref = xf.cross_entropy(x, t, weight=w, reduction="none",
+                               return_grad=True, **kw)
+    with xf.num_threads(2):
+        for _ in range(10):
+            loss, grad = xf.cross_entropy(x, t, weight=w, reduction="none",
+                                          return_grad=True, **kw)
+            np.testing.assert_array_equal(loss, ref[0])
+            np.testing.assert_array_equal(grad, ref[1])
