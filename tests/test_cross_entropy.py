@@ -486,6 +486,60 @@ def test_bool_logits_compute_in_float64(reduction, rng, h):
           reduction, h)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("mode", ["buffer", "in_place"])
+@pytest.mark.parametrize("shape,axis", [((3, 5, 2, 4), 1), ((6, 4), 0),
+                                        ((2, 3, 5), -2)],
+                         ids=["NCd1d2", "CN", "mid"])
+def test_grad_out_with_class_axis(shape, axis, mode, reduction, rng, h):
+    x = logits(rng, shape)
+    c = shape[axis]
+    rows = tuple(s for i, s in enumerate(shape) if i != axis % len(shape))
+    y = labels(rng, rows, c)
+    y.reshape(-1)[0] = -100
+    kw = dict(axis=axis, reduction=reduction, weight=rng.random(c) + 0.5,
+              label_smoothing=0.1)
+    ref = ref_ce(x.copy(), y, **kw)
+    buf = np.full(shape, np.nan) if mode == "buffer" else x
+    loss, grad = xf.cross_entropy(x, y, return_grad=True, grad_out=buf, **kw)
+    assert grad is buf
+    check(loss, grad, ref, x, reduction, h)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("kind", ["int", "prob"])
+def test_float32_accuracy_on_many_rows(kind, reduction, rng, h):
+    # Long reductions must not lose float32 accuracy (sums in double).
+    x = logits(rng, (20000, 7), np.float32)
+    t = labels(rng, (20000,), 7) if kind == "int" else probs(
+        rng, (20000, 7)).astype(np.float32)
+    res = xf.cross_entropy(x, t, reduction=reduction, return_grad=True)
+    check(*res, ref_ce(x, t, reduction=reduction), x, reduction, h)
+
+
+@pytest.mark.parametrize("kind", ["int", "prob"])
+def test_nan_inf_rows_isolated_with_every_option(kind, rng, h):
+    n, c = 6, 5
+    x = logits(rng, (n, c))
+    if kind == "int":
+        t = labels(rng, (n,), c)
+    else:
+        t = probs(rng, (n, c))
+    x[1, 2] = np.nan
+    x[4, 0] = np.inf
+    kw = dict(weight=rng.random(c) + 0.5, sample_weight=rng.random(n) + 0.5,
+              z_loss=1e-2, label_smoothing=0.1)
+    loss, grad = xf.cross_entropy(x, t, reduction="none", return_grad=True,
+                                  **kw)
+    for r in (1, 4):
+        assert np.isnan(loss[r]) and np.all(np.isnan(grad[r])), r
+    good = [0, 2, 3, 5]
+    kw["sample_weight"] = kw["sample_weight"][good]
+    rl, rg = ref_ce(x[good], t[good], reduction="none", **kw)
+    h.assert_close(loss[good], rl, np.float64)
+    h.assert_close(grad[good], rg, np.float64)
+
+
 # ------------------------------------------------------ all rows ignored
 
 @pytest.mark.parametrize("extra", [{}, {"sample_weight": np.ones(4)},

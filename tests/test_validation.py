@@ -72,6 +72,16 @@ def test_label_out_of_range_position_nd(func):
 
 
 @pytest.mark.parametrize("func", LOSSES)
+def test_label_position_with_class_axis_1(func):
+    # The position is in the target's own coordinates, whatever the axis.
+    x = np.zeros((2, C, 3))
+    y = np.zeros((2, 3), dtype=np.int64)
+    y[1, 2] = 55
+    msg = raises_untouched(func, x, y, ValueError, "target", axis=1)
+    assert "55" in msg and re.search(r"1\D{1,4}2", msg), msg
+
+
+@pytest.mark.parametrize("func", LOSSES)
 def test_huge_unsigned_label_is_not_ignore_index(func):
     # 2**64 - 1 must not wrap to -1 and be taken for ignore_index=-1.
     x, _ = good_inputs()
