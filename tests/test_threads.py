@@ -42,6 +42,19 @@ def test_context_manager_restores():
     assert xf.get_num_threads() == 2
 
 
+def test_setting_is_process_wide():
+    # "process-wide": a Python thread other than the one that set it sees
+    # the same value (OpenMP's omp_set_num_threads alone is per-thread).
+    import threading
+    seen = []
+    for k in (1, 3):
+        xf.set_num_threads(k)
+        t = threading.Thread(target=lambda: seen.append(xf.get_num_threads()))
+        t.start()
+        t.join()
+    assert seen == [1, 3]
+
+
 @pytest.mark.parametrize("n", [0, -1, -8])
 def test_fewer_than_one_thread_is_an_error(n):
     before = xf.get_num_threads()
