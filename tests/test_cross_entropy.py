@@ -193,7 +193,8 @@ def test_class_axis(shape, axis, kind, reduction, dtype, rng, h):
 
 # ------------------------------------------------------ probability targets
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16],
+                         ids=dtype_id)
 @pytest.mark.parametrize("weighted", [False, True], ids=["w0", "w1"])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_prob_targets(reduction, weighted, dtype, rng, h):
