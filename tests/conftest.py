@@ -12,7 +12,8 @@ import pytest
 
 # Every input layout the contract promises to accept. "c" is the zero-copy
 # path; every other one must be copied once and give identical values.
-LAYOUTS = ("c", "fortran", "strided", "readonly", "byteswapped", "list")
+LAYOUTS = ("c", "fortran", "strided", "readonly", "byteswapped", "unaligned",
+           "list")
 
 
 def as_layout(x, kind):
@@ -43,6 +44,13 @@ def as_layout(x, kind):
         return y
     if kind == "byteswapped":
         return x.astype(x.dtype.newbyteorder())
+    if kind == "unaligned":
+        # C-contiguous, right dtype, but the data pointer is off by one byte.
+        raw = np.zeros(x.nbytes + 1, dtype=np.uint8)
+        y = raw[1:].view(x.dtype).reshape(x.shape)
+        y[...] = x
+        assert not y.flags.aligned or x.dtype.itemsize == 1
+        return y
     if kind == "list":
         return x.tolist()
     raise ValueError(kind)

@@ -119,6 +119,46 @@ def logits(rng, shape, dtype=np.float64):
     return (2.5 * rng.standard_normal(shape)).astype(dtype)
 
 
+# ------------------------------------------------------- sizes and widths
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+@pytest.mark.parametrize("c", [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65,
+                               127, 517])
+def test_class_count_sweep(c, dtype, rng, h):
+    # Every vector-width remainder; target and max in the tail; in place.
+    n = 23
+    x = logits(rng, (n, c), dtype)
+    y = labels(rng, (n,), c)
+    y[0] = c - 1
+    x[0, -1] = 30.0
+    y[1] = -100
+    t = probs(rng, (n, c)).astype(dtype)
+    w = rng.random(c) + 0.5
+    for tgt in (y, t):
+        kw = dict(weight=w, label_smoothing=0.1, z_loss=1e-3,
+                  reduction="sum")
+        ref = ref_ce(x, tgt, **kw)
+        check(*xf.cross_entropy(x, tgt, return_grad=True, **kw), ref, x,
+              "sum", h)
+        xx = x.copy()
+        check(*xf.cross_entropy(xx, tgt, return_grad=True, grad_out=xx,
+                                **kw), ref, x, "sum", h)
+
+
+@pytest.mark.parametrize("kind", ["int", "prob"])
+@pytest.mark.parametrize("shape", [(3000, 517), (4, 70001)],
+                         ids=["many_rows", "many_classes"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+def test_large_inputs_threaded_path(dtype, shape, kind, rng, h):
+    x = logits(rng, shape, dtype)
+    t = (labels(rng, shape[:1], shape[1]) if kind == "int"
+         else probs(rng, shape).astype(dtype))
+    kw = dict(weight=rng.random(shape[1]) + 0.5, label_smoothing=0.05)
+    with xf.num_threads(2):
+        res = xf.cross_entropy(x, t, return_grad=True, **kw)
+    check(*res, ref_ce(x, t, **kw), x, "mean", h)
+
+
 # ------------------------------------------------------------- integer labels
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["w0", "w1"])

@@ -8,6 +8,7 @@ import xentfast as xf
 torch = pytest.importorskip("torch")
 
 FUNCS = ("log_softmax", "softmax", "logsumexp")
+dtype_id = lambda d: np.dtype(d).name  # noqa: E731
 DTYPES = (np.float32, np.float64, np.float16, np.int32, np.int64, np.bool_)
 
 
@@ -158,6 +159,36 @@ def test_confident_row_no_cancellation(dtype):
     res = xf.log_softmax(np.array([[-50.0, 3.0, -37.0]], dtype=dtype))
     expected = -np.log1p(np.exp(-53.0) + np.exp(-40.0))
     np.testing.assert_allclose(float(res[0, 1]), expected, rtol=1e-3)
+
+
+CLASS_COUNTS = (1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127, 517)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+@pytest.mark.parametrize("c", CLASS_COUNTS)
+def test_class_count_sweep(c, dtype, rng, h):
+    # Every vector-width remainder, with the max and a -inf in the tail.
+    x = make(rng, (37, c), dtype)
+    x[0, -1] = 50.0
+    if c > 1:
+        x[1, -1] = -np.inf
+        x[2, 0] = -np.inf
+    for name in FUNCS:
+        h.assert_close(getattr(xf, name)(x), ref(name, x), dtype, what=name)
+    expected = ref("log_softmax", x)
+    xf.log_softmax(x, out=x)
+    h.assert_close(x, expected, dtype)
+
+
+@pytest.mark.parametrize("shape", [(3000, 517), (3, 70001)],
+                         ids=["many_rows", "many_classes"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
+def test_large_inputs_threaded_path(shape, dtype, rng, h):
+    x = make(rng, shape, dtype)
+    for name in FUNCS:
+        with xf.num_threads(2):
+            res = getattr(xf, name)(x)
+        h.assert_close(res, ref(name, x), dtype, what=name)
 
 
 def test_one_dim_and_single_class(h):
