@@ -468,6 +468,28 @@ def test_softcap_finite_differences(rng, h):
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["int", "prob"])
+def test_every_option_finite_differences(kind, reduction, rng, h):
+    # The gradient is the derivative of the returned loss: checked with no
+    # reference implementation at all, every option on, class axis 1.
+    x = 2 * rng.standard_normal((3, 4, 5))
+    rows = (3, 5)
+    if kind == "int":
+        t = labels(rng, rows, 4)
+        t[0, 2] = -100
+    else:
+        t = probs(rng, x.shape, axis=1)
+    kw = dict(weight=rng.random(4) + 0.5, sample_weight=rng.random(rows) + .2,
+              label_smoothing=0.15, z_loss=2e-2, softcap=3.0, axis=1,
+              reduction=reduction)
+    _, grad = xf.cross_entropy(x, t, return_grad=True, **kw)
+    fd = h.finite_diff(lambda xx: float(np.sum(xf.cross_entropy(xx, t, **kw))),
+                       x)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6,
+                               atol=1e-8 * np.abs(fd).max())
+
+
 # ---------------------------------------------------------- gradient output
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -732,3 +754,25 @@ if hnp is not None:
                                  return_grad=True)
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
         np.testing.assert_allclose(ga, gb, rtol=1e-8, atol=1e-12)
+
+    @st.composite
+    def prob_problems(draw):
+        n = draw(st.integers(1, 6))
+        c = draw(st.integers(1, 6))
+        x = draw(hnp.arrays(np.float64, (n, c),
+                            elements=st.floats(-30, 30, allow_nan=False)))
+        raw = draw(hnp.arrays(np.float64, (n, c),
+                              elements=st.floats(0, 1, allow_nan=False)))
+        raw[:, 0] += 1e-3                       # no all-zero rows
+        return x, raw / raw.sum(axis=1, keepdims=True)
+
+    @settings(max_examples=50, deadline=None)
+    @given(p=prob_problems())
+    def test_prop_gibbs_inequality_and_zero_sum_grad(p):
+        # cross-entropy(t, softmax(x)) >= entropy(t), equal when p == t.
+        x, t = p
+        loss, g = xf.cross_entropy(x, t, reduction="none", return_grad=True)
+        ent = -np.sum(np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0),
+                      axis=1)
+        assert np.all(loss >= ent - 1e-12 * (1 + np.abs(ent)))
+        np.testing.assert_allclose(g.sum(axis=1), 0.0, atol=1e-14)
