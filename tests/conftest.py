@@ -82,11 +82,12 @@ def tolerances(dtype):
     return 1e-12, 1e-12
 
 
-def assert_close(actual, expected, dtype, *, what=""):
+def assert_close(actual, expected, dtype, *, what="", scale=None):
     """Compare ``actual`` with a float64 reference at ``dtype``'s tolerance.
 
-    Non-finite entries must match exactly (same positions, same inf signs,
-    NaN where the reference is NaN).
+    The absolute tolerance is relative to ``scale`` (default: max |expected|),
+    the natural size of the entries.  Non-finite entries must match exactly
+    (same positions, same inf signs, NaN where the reference is NaN).
     """
     actual = np.asarray(actual)
     expected = np.asarray(expected, dtype=np.float64)
@@ -98,7 +99,9 @@ def assert_close(actual, expected, dtype, *, what=""):
                                   expected[np.isinf(expected)], err_msg=what)
     if fin.any():
         rtol, ascale = tolerances(dtype)
-        atol = ascale * max(np.max(np.abs(expected[fin])), 1e-300)
+        if scale is None:
+            scale = np.max(np.abs(expected[fin]))
+        atol = ascale * max(scale, 1e-300)
         np.testing.assert_allclose(a[fin], expected[fin], rtol=rtol,
                                    atol=atol, err_msg=what)
 
