@@ -30,13 +30,16 @@ cdef inline const floating* ptr_or_null(const floating[::1] v) noexcept:
     return &v[0] if v is not None and v.shape[0] > 0 else NULL
 
 
-def first_invalid_label(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
-    """Index of the first label outside [0, n_classes) and not ignore_index, or -1."""
-    cdef Py_ssize_t i
+def scan_labels(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
+    """(index of the first label outside [0, n_classes) that is not
+    ignore_index, or -1; number of ignored labels)."""
+    cdef Py_ssize_t i, ignored = 0
     for i in range(y.shape[0]):
-        if (y[i] < 0 or y[i] >= n_classes) and y[i] != ignore_index:
-            return i
-    return -1
+        if y[i] == ignore_index:
+            ignored += 1
+        elif y[i] < 0 or y[i] >= n_classes:
+            return i, ignored
+    return -1, ignored
 
 
 cdef inline double label_row(double x_y, double e_y, double m, double others,
