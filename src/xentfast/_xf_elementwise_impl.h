@@ -69,7 +69,7 @@ static XF_MULTIVERSION double XF_NAME(xf_bce_block)(
     const XF_T *p, const XF_T *t, const XF_T *w, Py_ssize_t n, XF_T scale,
     XF_T *loss, XF_T *grad)
 {
-    const XF_T eps = (XF_T)1e-12;
+    const XF_T eps = (XF_T)1e-12f; /* torch's EPSILON is a float, also for double */
     XF_SIMD
     for (Py_ssize_t i = 0; i < n; i++) {
         XF_T pi = p[i], ti = t[i], wi = w[i];
@@ -100,13 +100,14 @@ static XF_MULTIVERSION double XF_NAME(xf_bce_logits_block)(
         XF_T xi = x[i], ti = t[i], wi = w[i], pwi = pw[i];
         XF_T e = XF_EXP(-(xi < 0 ? -xi : xi));      /* NaN stays NaN */
         XF_T softplus = XF_LOG1P(e);                /* log1p(exp(-|x|)) */
-        XF_T d = 1 / (1 + e);
-        XF_T sig = xi >= 0 ? d : e * d;
+        XF_T ed = e / (1 + e);                      /* sigmoid(-|x|) */
         XF_T pos = xi > 0 ? xi : 0, neg = xi < 0 ? -xi : 0;
         XF_T a = 1 - ti, b = pwi * ti, lw = (pwi - 1) * ti + 1;
         XF_T li = wi * ((a != 0 ? a * pos : 0) + (b != 0 ? b * neg : 0) + lw * softplus);
         loss[i] = li;
-        grad[i] = wi * (lw * sig - b) * scale;
+        /* lw sigmoid(x) - b, with sigmoid(x) = 1 - ed for x >= 0 and
+         * lw - b = 1 - t: no cancellation when t = 1 and x is large. */
+        grad[i] = wi * (xi >= 0 ? a - lw * ed : lw * ed - b) * scale;
     }
     return XF_NAME(xf_sum)(loss, n);
 }
@@ -131,8 +132,8 @@ static XF_MULTIVERSION double XF_NAME(xf_sigmoid_focal_block)(
         XF_T xi = x[i], ti = t[i];
         XF_T e = XF_EXP(-(xi < 0 ? -xi : xi));
         XF_T softplus = XF_LOG1P(e);
-        XF_T d = 1 / (1 + e);
-        XF_T sig = xi >= 0 ? d : e * d;
+        XF_T d = 1 / (1 + e), ed = e * d;
+        XF_T sig_minus_t = xi >= 0 ? (1 - ti) - ed : ed - ti;  /* no cancellation */
         XF_T pos = xi > 0 ? xi : 0, neg = xi < 0 ? -xi : 0;
         XF_T a = 1 - ti;
         XF_T ce = (a != 0 ? a * pos : 0) + (ti != 0 ? ti * neg : 0) + softplus;
@@ -143,7 +144,7 @@ static XF_MULTIVERSION double XF_NAME(xf_sigmoid_focal_block)(
         XF_T r = (1 - 2 * ti) * (big == 0 ? 1 : e / qn) * d;
         XF_T li = at * ce * qg;
         loss[i] = li;
-        grad[i] = at * qg * ((sig - ti) + (r != 0 ? gamma * ce * r : 0)) * scale;
+        grad[i] = at * qg * (sig_minus_t + (r != 0 ? gamma * ce * r : 0)) * scale;
     }
     return XF_NAME(xf_sum)(loss, n);
 }

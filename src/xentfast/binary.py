@@ -46,14 +46,15 @@ class _Elements:
         check_reduction(reduction)
         self.original = first
         self.name = name
-        self.x = as_float_array(first, name)
+        first_arr = np.asarray(first)
+        self.x = as_float_array(first_arr, name).reshape(first_arr.shape)  # keeps 0-d
         self.dtype, self.shape, self.n = self.x.dtype, self.x.shape, self.x.size
         target_arr = np.asarray(target)
         if target_arr.shape != self.shape:
             raise ValueError(
                 f"target must have the shape of {name}, {self.shape}; got shape {target_arr.shape}"
             )
-        self.t = as_float_array(target_arr, "target", self.dtype)
+        self.t = as_float_array(target_arr, "target", self.dtype).reshape(self.shape)
         self.reduction = reduction
         self.return_grad = return_grad
         self.grad_out = grad_out
