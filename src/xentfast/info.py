@@ -10,6 +10,7 @@ otherwise), a NumPy scalar for 1-D input.  These are NumPy-vectorised: they
 are memory-bound reductions with no gradient to fuse.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -50,10 +51,9 @@ def _pair(p, q):
 def _log_base(base):
     if base is None:
         return 1.0
-    try:
-        b = float(base)
-    except (TypeError, ValueError):
-        raise TypeError(f"base must be a real number or None; got {base!r}") from None
+    if not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a real number or None; got {base!r}")
+    b = float(base)
     if not (b > 0 and b != 1 and math.isfinite(b)):
         raise ValueError(f"base must be a finite positive number other than 1, or None; got {base!r}")
     return math.log(b)
