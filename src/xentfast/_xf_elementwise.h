@@ -19,6 +19,8 @@
 /* Elements per block: the unit of parallel work and of the partial sums, so
  * the sums (and hence the results) do not depend on the number of threads. */
 #define XF_BLOCK 4096
+/* Elements per chunk of a block: a chunk's arrays and temporaries fit in L1. */
+#define XF_CHUNK 512
 
 /* log(x) + c for float (c a correction much smaller than ulp(log x) allows),
  * branch-free so that it vectorises; log(x) is within 1 ulp.
@@ -122,24 +124,28 @@ static inline __attribute__((always_inline)) double xf_log1p_el(double x)
 #define XF_NAME(f) f##_f32
 #define XF_EXP xf_expf
 #define XF_LOG xf_logf
+#define XF_LOG_PLUS xf_logf_plus
 #define XF_LOG1P xf_log1pf_el
 #include "_xf_elementwise_impl.h"
 #undef XF_T
 #undef XF_NAME
 #undef XF_EXP
 #undef XF_LOG
+#undef XF_LOG_PLUS
 #undef XF_LOG1P
 
 #define XF_T double
 #define XF_NAME(f) f##_f64
 #define XF_EXP xf_exp
 #define XF_LOG xf_log
+#define XF_LOG_PLUS xf_log_plus
 #define XF_LOG1P xf_log1p_el
 #include "_xf_elementwise_impl.h"
 #undef XF_T
 #undef XF_NAME
 #undef XF_EXP
 #undef XF_LOG
+#undef XF_LOG_PLUS
 #undef XF_LOG1P
 
 #endif
