@@ -48,8 +48,10 @@ cdef extern from "_xf_elementwise.h" nogil:
                                       double *loss, double *grad)
 
 BLOCK = XF_BLOCK
-# Per-thread scratch: two broadcast operands, unwanted losses, unwanted grads.
-SCRATCH_BLOCKS = 4
+PARALLEL_MIN = PARALLEL_MIN_ELEMENTS
+# Per-thread scratch: SCRATCH_SLOTS slots of min(n, XF_BLOCK) values for two
+# broadcast operands, unwanted losses and unwanted gradients.
+SCRATCH_SLOTS = 4
 
 
 cdef inline const floating *operand(const floating *data, Py_ssize_t inner,
@@ -94,10 +96,10 @@ def binary_cross_entropy(
         floating[::1] loss,               # OUT (n,) or None
         double[::1] partial,              # OUT (n_blocks,)
         floating[::1] grad,               # OUT (n,) or None; may be p
-        floating[:, ::1] scratch,         # (threads, SCRATCH_BLOCKS * XF_BLOCK)
+        floating[:, ::1] scratch,         # (threads, SCRATCH_SLOTS * slot)
         const floating[::1] ones):        # (XF_BLOCK,) of 1
     cdef:
-        Py_ssize_t n = p.shape[0], b, k0, m
+        Py_ssize_t n = p.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
         const floating *wd = ptr_or_null(w_data)
         floating *lp = out_ptr(loss)
         floating *gp = out_ptr(grad)
@@ -112,13 +114,13 @@ def binary_cross_entropy(
         if floating is float:
             partial[b] = xf_bce_block_f32(
                 &p[k0], &t[k0], wb, m, <float>grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * XF_BLOCK,
-                gp + k0 if gp != NULL else buf + 3 * XF_BLOCK)
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
         else:
             partial[b] = xf_bce_block_f64(
                 &p[k0], &t[k0], wb, m, grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * XF_BLOCK,
-                gp + k0 if gp != NULL else buf + 3 * XF_BLOCK)
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
 
 
 def binary_cross_entropy_with_logits(
@@ -132,10 +134,10 @@ def binary_cross_entropy_with_logits(
         floating[::1] loss,               # OUT (n,) or None
         double[::1] partial,              # OUT (n_blocks,)
         floating[::1] grad,               # OUT (n,) or None; may be x
-        floating[:, ::1] scratch,         # (threads, SCRATCH_BLOCKS * XF_BLOCK)
+        floating[:, ::1] scratch,         # (threads, SCRATCH_SLOTS * slot)
         const floating[::1] ones):        # (XF_BLOCK,) of 1
     cdef:
-        Py_ssize_t n = x.shape[0], b, k0, m
+        Py_ssize_t n = x.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
         const floating *wd = ptr_or_null(w_data)
         const floating *pwd = ptr_or_null(pw_data)
         floating *lp = out_ptr(loss)
@@ -149,17 +151,17 @@ def binary_cross_entropy_with_logits(
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
         wb = operand(wd, w_inner, w_period, k0, m, buf, &ones[0])
-        pwb = operand(pwd, pw_inner, pw_period, k0, m, buf + XF_BLOCK, &ones[0])
+        pwb = operand(pwd, pw_inner, pw_period, k0, m, buf + slot, &ones[0])
         if floating is float:
             partial[b] = xf_bce_logits_block_f32(
                 &x[k0], &t[k0], wb, pwb, m, <float>grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * XF_BLOCK,
-                gp + k0 if gp != NULL else buf + 3 * XF_BLOCK)
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
         else:
             partial[b] = xf_bce_logits_block_f64(
                 &x[k0], &t[k0], wb, pwb, m, grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * XF_BLOCK,
-                gp + k0 if gp != NULL else buf + 3 * XF_BLOCK)
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
 
 
 def sigmoid_focal(
@@ -171,9 +173,9 @@ def sigmoid_focal(
         floating[::1] loss,               # OUT (n,) or None
         double[::1] partial,              # OUT (n_blocks,)
         floating[::1] grad,               # OUT (n,) or None; may be x
-        floating[:, ::1] scratch):        # (threads, SCRATCH_BLOCKS * XF_BLOCK)
+        floating[:, ::1] scratch):        # (threads, SCRATCH_SLOTS * slot)
     cdef:
-        Py_ssize_t n = x.shape[0], b, k0, m
+        Py_ssize_t n = x.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
         floating *lp = out_ptr(loss)
         floating *gp = out_ptr(grad)
         floating *buf
@@ -185,10 +187,10 @@ def sigmoid_focal(
         if floating is float:
             partial[b] = xf_sigmoid_focal_block_f32(
                 &x[k0], &t[k0], m, <float>alpha, <float>gamma, <float>grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * XF_BLOCK,
-                gp + k0 if gp != NULL else buf + 3 * XF_BLOCK)
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
         else:
             partial[b] = xf_sigmoid_focal_block_f64(
                 &x[k0], &t[k0], m, alpha, gamma, grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * XF_BLOCK,
-                gp + k0 if gp != NULL else buf + 3 * XF_BLOCK)
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)

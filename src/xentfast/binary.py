@@ -18,7 +18,10 @@ from ._buffers import scratch_rows
 from ._validation import (as_float_array, check_grad_out, check_out, check_real,
                           check_reduction)
 
+# What an absent weight reads (read-only, shared by every call).
 _ONES = {np.dtype(dt): np.ones(_binary.BLOCK, dtype=dt) for dt in (np.float32, np.float64)}
+for _ones in _ONES.values():
+    _ones.flags.writeable = False
 
 
 def _check_unit_interval(v, name, what):
@@ -27,10 +30,9 @@ def _check_unit_interval(v, name, what):
     n_blocks = -(-flat.size // _binary.BLOCK)
     counts = np.zeros(n_blocks, dtype=np.intp)
     _binary.count_outside_unit(flat, counts)
-    bad_blocks = np.flatnonzero(counts)
-    if bad_blocks.size == 0:
+    if not counts.any():
         return
-    start = bad_blocks[0] * _binary.BLOCK
+    start = np.flatnonzero(counts)[0] * _binary.BLOCK
     block = flat[start:start + _binary.BLOCK]
     k = start + np.flatnonzero(~((block >= 0) & (block <= 1)))[0]
     position = tuple(int(i) for i in np.unravel_index(k, v.shape)) if v.ndim else ()
@@ -72,10 +74,8 @@ class _Elements:
         arr = np.asarray(v)
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
-        try:
-            fits = np.broadcast_shapes(arr.shape, self.shape) == self.shape
-        except ValueError:
-            fits = False
+        fits = arr.ndim <= len(self.shape) and all(
+            a in (1, s) for a, s in zip(arr.shape[::-1], self.shape[::-1]))
         if not fits:
             raise ValueError(
                 f"{name} must be broadcastable to the shape of {self.name}, "
@@ -97,6 +97,13 @@ class _Elements:
             check_out(self.grad_out, self.shape, self.dtype, "grad_out", inputs=inputs,
                       may_be=self.original if isinstance(self.original, np.ndarray) else None)
 
+    def scratch(self):
+        """Per-thread work space of the kernels (one row when they run on one thread)."""
+        width = _binary.SCRATCH_SLOTS * min(self.n, _binary.BLOCK)
+        if self.n < _binary.PARALLEL_MIN:
+            return np.empty((1, width), self.dtype)
+        return scratch_rows(width, self.dtype)
+
     def run(self, kernel, before, after=()):
         """Run ``kernel(x, t, *before, grad_scale, loss, partial, grad,
         scratch, *after)`` and return what the caller asked for."""
@@ -105,13 +112,13 @@ class _Elements:
         grad = None
         if self.return_grad:
             grad = self.grad_out if self.grad_out is not None else np.empty(self.shape, self.dtype)
-        partial = np.zeros(-(-self.n // _binary.BLOCK), dtype=np.float64)
+        partial = np.empty(-(-self.n // _binary.BLOCK), dtype=np.float64)
         grad_scale = 1.0 / self.n if mean and self.n else (0.0 if mean else 1.0)
         if self.n:
             kernel(self.x.reshape(-1), self.t.reshape(-1), *before, grad_scale,
                    None if loss is None else loss.reshape(-1), partial,
                    None if grad is None else grad.reshape(-1),
-                   scratch_rows(_binary.SCRATCH_BLOCKS * _binary.BLOCK, self.dtype),
+                   self.scratch(),
                    *after)
         if loss is None:
             total = float(partial.sum())
