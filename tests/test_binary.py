@@ -152,9 +152,10 @@ def test_broadcast_across_blocks(h, rng, shape, w_shape):
     # Several kernel blocks, periods that do not divide the block size.
     x, t = logits_and_targets(rng, shape)
     w = rng.uniform(0.1, 3, size=w_shape)
-    got = xf.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=w if len(w_shape) else None,
+    pw = w if len(w_shape) else None
+    got = xf.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw,
                                               reduction="sum", return_grad=True)
-    ref = ref_bce_logits(x, t, w, w if len(w_shape) else None, "sum")
+    ref = ref_bce_logits(x, t, w, pw, "sum")
     check(h, got, ref, np.float64, "blocks")
     got = xf.binary_cross_entropy(1 / (1 + np.exp(-x)), t, weight=w, reduction="none")
     h.assert_close(got, ref_bce(1 / (1 + np.exp(-x)), t, w, "none")[0], np.float64)
@@ -254,7 +255,8 @@ def test_focal_finite_differences(h, rng, gamma):
 def test_bce_logits_finite_differences(h, rng):
     x, t = logits_and_targets(rng, (3, 4))
     w, pw = rng.uniform(0.5, 2, size=(3, 1)), rng.uniform(0.5, 3, size=4)
-    f = lambda z: float(xf.binary_cross_entropy_with_logits(z, t, weight=w, pos_weight=pw))  # noqa: E731
+    def f(z):
+        return float(xf.binary_cross_entropy_with_logits(z, t, weight=w, pos_weight=pw))
     _, grad = xf.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw, return_grad=True)
     np.testing.assert_allclose(grad, h.finite_diff(f, x), rtol=1e-6, atol=1e-9)
 

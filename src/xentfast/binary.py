@@ -18,10 +18,16 @@ from ._buffers import scratch_rows
 from ._validation import (as_float_array, check_grad_out, check_out, check_real,
                           check_reduction)
 
-# What an absent weight reads (read-only, shared by every call).
-_ONES = {np.dtype(dt): np.ones(_binary.BLOCK, dtype=dt) for dt in (np.float32, np.float64)}
-for _ones in _ONES.values():
-    _ones.flags.writeable = False
+
+
+def _read_only_ones(dtype):
+    ones = np.ones(_binary.BLOCK, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+# What an absent weight reads (shared by every call).
+_ONES = {np.dtype(dt): _read_only_ones(dt) for dt in (np.float32, np.float64)}
 
 
 def _check_unit_interval(v, name, what):

@@ -31,7 +31,8 @@ def _distribution(p, name):
         k = np.flatnonzero(negative.reshape(-1))[0]
         position = tuple(int(i) for i in np.unravel_index(k, arr.shape))
         raise ValueError(
-            f"{name} must hold non-negative entries; got {arr.reshape(-1)[k]} at position {position}"
+            f"{name} must hold non-negative entries; "
+            f"got {arr.reshape(-1)[k]} at position {position}"
         )
     return arr, dtype
 
@@ -55,7 +56,9 @@ def _log_base(base):
         raise TypeError(f"base must be a real number or None; got {base!r}")
     b = float(base)
     if not (b > 0 and b != 1 and math.isfinite(b)):
-        raise ValueError(f"base must be a finite positive number other than 1, or None; got {base!r}")
+        raise ValueError(
+            f"base must be a finite positive number other than 1, or None; got {base!r}"
+        )
     return math.log(b)
 
 
