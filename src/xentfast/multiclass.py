@@ -189,8 +189,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         y, n_kept = labels(target_arr, rows.row_shape, n_classes, ignore_index)
         rows.check_grad_out(w, sw)
         denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
-        kernel_args = (y, w, sw, ignore_index, eps, z_loss, cap)
-        kernel = _multiclass.cross_entropy_labels
+        kernel_args = (y, w, sw, ignore_index, eps, z_loss, cap, -1.0)
+        kernel = _multiclass.label_losses
 
     # scratch: capped logits and the cap's slope, or exps without a gradient
     loss_rows, grad2d = _run(kernel, rows, *kernel_args, _grad_scale(reduction, denominator),
@@ -271,7 +271,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(a)
     denominator = float(n_kept)
-    loss_rows, grad2d = _run(_multiclass.softmax_focal, rows, y, a, gamma, ignore_index,
-                             _grad_scale(reduction, denominator),
-                             scratch_classes=rows.n_classes)
+    loss_rows, grad2d = _run(_multiclass.label_losses, rows, y, a, None, ignore_index,
+                             0.0, 0.0, 0.0, gamma, _grad_scale(reduction, denominator),
+                             scratch_classes=2 * rows.n_classes)
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
