@@ -40,10 +40,12 @@ cdef extern from "_xf_rows.h" nogil:
     void xf_row_sub_f32(const float *x, Py_ssize_t n, float shift1, float shift2, float *out)
     void xf_row_sub_f64(const double *x, Py_ssize_t n, double shift1, double shift2,
                         double *out)
-    void xf_row_softcap_f32(const float *x, Py_ssize_t n, float cap, float *out)
-    void xf_row_softcap_f64(const double *x, Py_ssize_t n, double cap, double *out)
-    void xf_row_softcap_grad_f32(float *g, Py_ssize_t n, const float *capped, float cap)
-    void xf_row_softcap_grad_f64(double *g, Py_ssize_t n, const double *capped, double cap)
+    void xf_row_softcap_f32(const float *x, Py_ssize_t n, float cap, float *out,
+                            float *slope)
+    void xf_row_softcap_f64(const double *x, Py_ssize_t n, double cap, double *out,
+                            double *slope)
+    void xf_row_mul_f32(float *g, Py_ssize_t n, const float *slope)
+    void xf_row_mul_f64(double *g, Py_ssize_t n, const double *slope)
 
 
 cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
@@ -96,19 +98,18 @@ cdef inline void row_sub(const floating *x, Py_ssize_t n, floating shift1,
 
 
 cdef inline void row_softcap(const floating *x, Py_ssize_t n, floating cap,
-                             floating *out) noexcept nogil:
+                             floating *out, floating *slope) noexcept nogil:
     if floating is float:
-        xf_row_softcap_f32(x, n, cap, out)
+        xf_row_softcap_f32(x, n, cap, out, slope)
     else:
-        xf_row_softcap_f64(x, n, cap, out)
+        xf_row_softcap_f64(x, n, cap, out, slope)
 
 
-cdef inline void row_softcap_grad(floating *g, Py_ssize_t n, const floating *capped,
-                                  floating cap) noexcept nogil:
+cdef inline void row_mul(floating *g, Py_ssize_t n, const floating *slope) noexcept nogil:
     if floating is float:
-        xf_row_softcap_grad_f32(g, n, capped, cap)
+        xf_row_mul_f32(g, n, slope)
     else:
-        xf_row_softcap_grad_f64(g, n, capped, cap)
+        xf_row_mul_f64(g, n, slope)
 
 
 # Tiles: XF_LANES rows with few classes, transposed so loops run across rows.

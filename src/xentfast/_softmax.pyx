@@ -8,6 +8,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport log1p, INFINITY
 
+from ._openmp cimport n_threads
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
 from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp, row_max,
                      row_scale_sub, row_sub, row_sum_others, tile_exp, tile_load,
@@ -50,7 +51,7 @@ cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
 cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], blk
     cdef Py_ssize_t n_blocks = (n + XF_LANES - 1) // XF_LANES
-    for blk in prange(n_blocks, nogil=True, schedule="static",
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads(),
                       use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         tile_rows(op, &x[blk * XF_LANES, 0], c, min(<Py_ssize_t>XF_LANES, n - blk * XF_LANES),
                   &out[blk * XF_LANES, 0])
@@ -65,7 +66,7 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
     if c <= TILE_MAX_CLASSES:
         tiled(LOG_SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static",
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         # exps go to scratch: out may be x, and x is still needed below
@@ -82,7 +83,7 @@ def softmax(const floating[:, ::1] x,         # IN (N, C)
     if c <= TILE_MAX_CLASSES:
         tiled(SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static",
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         row_exp(&x[i, 0], c, m, &out[i, 0])
@@ -97,7 +98,7 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j
     cdef floating m
     cdef double others
-    for i in prange(n, nogil=True, schedule="static",
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         if m == -INFINITY:

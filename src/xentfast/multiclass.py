@@ -151,6 +151,12 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
 
     target_arr = np.asarray(target)
     if target_arr.dtype.kind == "f":
+        if target_arr.shape == rows.row_shape and rows.row_shape != rows.x.shape:
+            raise TypeError(
+                "target must hold integer class labels, or class probabilities with "
+                f"the logits' shape {rows.x.shape}; got dtype {target_arr.dtype} "
+                f"with the label shape {target_arr.shape}"
+            )
         if target_arr.shape != rows.x.shape:
             raise ValueError(
                 "target of class probabilities (a float array) must have the logits' "
@@ -176,7 +182,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     loss_rows = np.empty(rows.n_rows, dtype=np.float64)
     grad2d = rows.grad_buffer()
     kernel(*kernel_args, _grad_scale(reduction, denominator), loss_rows, grad2d,
-           scratch_rows(n_classes, dtype))
+           scratch_rows(2 * n_classes, dtype))
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
 
 
