@@ -99,6 +99,25 @@ def test_threadpoolctl_sees_and_limits_openmp():
     assert 3 in seen, seen
 
 
+@pytest.mark.parametrize("omp,pinned,limit", [("1", 2, 1), ("2", 1, 2),
+                                               ("3", 2, 1)])
+def test_threadpoolctl_limit_wins_whatever_the_default(omp, pinned, limit):
+    # A threadpoolctl limit equal to OpenMP's default must still apply after
+    # xf.set_num_threads (fresh process: the default comes from the env).
+    pytest.importorskip("threadpoolctl")
+    code = (
+        "import xentfast as xf, threadpoolctl as t\n"
+        f"xf.set_num_threads({pinned})\n"
+        f"with t.threadpool_limits({limit}, user_api='openmp'):\n"
+        "    inside = xf.get_num_threads()\n"
+        "print(inside, xf.get_num_threads())\n")
+    env = dict(os.environ, OMP_NUM_THREADS=omp)
+    out = subprocess.run([sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.split() == [str(limit), str(pinned)], out.stdout
+
+
 # ---------------------------------------------------------- determinism
 
 def _bits(a):
