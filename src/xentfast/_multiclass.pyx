@@ -21,8 +21,8 @@ from libc.string cimport memset
 
 from ._openmp cimport n_threads
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
-from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp, row_max,
-                     row_mul, row_scale_sub, row_softcap, row_sum_others,
+from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+                     row_mul, row_scale_sub, row_softcap,
                      row_target_dot, tile_exp, tile_load, tile_max, tile_store)
 
 
@@ -30,13 +30,16 @@ cdef inline const floating* ptr_or_null(const floating[::1] v) noexcept:
     return &v[0] if v is not None and v.shape[0] > 0 else NULL
 
 
-def first_invalid_label(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
-    """Index of the first label outside [0, n_classes) and not ignore_index, or -1."""
-    cdef Py_ssize_t i
+def scan_labels(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
+    """(index of the first label outside [0, n_classes) that is not
+    ignore_index, or -1; number of ignored labels)."""
+    cdef Py_ssize_t i, ignored = 0
     for i in range(y.shape[0]):
-        if (y[i] < 0 or y[i] >= n_classes) and y[i] != ignore_index:
-            return i
-    return -1
+        if y[i] == ignore_index:
+            ignored += 1
+        elif y[i] < 0 or y[i] >= n_classes:
+            return i, ignored
+    return -1, ignored
 
 
 cdef inline double label_row(double x_y, double e_y, double m, double others,
@@ -164,8 +167,7 @@ def cross_entropy_labels(
         if eps > 0:
             # sum_c w_c (x_c - m), read before the exps may overwrite x
             dot = row_target_dot(src, c, m, NULL, w, 0, 1, &w_sum)
-        row_exp(src, c, m, e)
-        others = row_sum_others(e, c)
+        others = row_exp_sum(src, c, m, e)
         loss[i] = label_row(x_y, e[yi], m, others, log1p(others), dot, w_sum,
                             w[yi] if w != NULL else 1.0, sw[i] if sw != NULL else 1.0,
                             eps, z_loss, grad_scale, c, &a, &b, &g_y)
@@ -212,8 +214,7 @@ def cross_entropy_probs(
         m = row_max(src, c)
         # sum_c q_c (x_c - m) with q = smoothed, weighted target
         dot = row_target_dot(src, c, m, &target[i, 0], w, t_scale, t_add, &c_sum)
-        row_exp(src, c, m, e)
-        others = row_sum_others(e, c)
+        others = row_exp_sum(src, c, m, e)
         l1p = log1p(others)
         lse = m + l1p
         s = sw[i] if sw != NULL else 1.0
@@ -292,8 +293,7 @@ def softmax_focal(
         e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
         m = row_max(&x[i, 0], c)
         lp = x[i, yi] - m
-        row_exp(&x[i, 0], c, m, e)
-        others = row_sum_others(e, c)
+        others = row_exp_sum(&x[i, 0], c, m, e)
         lp = lp - log1p(others)
         p = exp(lp)
         q = -expm1(lp)

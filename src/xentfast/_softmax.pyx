@@ -10,8 +10,8 @@ from libc.math cimport log1p, INFINITY
 
 from ._openmp cimport n_threads
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
-from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp, row_max,
-                     row_scale_sub, row_sub, row_sum_others, tile_exp, tile_load,
+from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+                     row_scale_sub, row_sub, tile_exp, tile_load,
                      tile_max, tile_store)
 
 
@@ -70,8 +70,7 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         # exps go to scratch: out may be x, and x is still needed below
-        row_exp(&x[i, 0], c, m, &scratch[threadid(), 0])
-        others = row_sum_others(&scratch[threadid(), 0], c)
+        others = row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0])
         row_sub(&x[i, 0], c, m, <floating>log1p(others), &out[i, 0])
 
 
@@ -86,8 +85,7 @@ def softmax(const floating[:, ::1] x,         # IN (N, C)
     for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
-        row_exp(&x[i, 0], c, m, &out[i, 0])
-        others = row_sum_others(&out[i, 0], c)
+        others = row_exp_sum(&x[i, 0], c, m, &out[i, 0])
         row_scale_sub(&out[i, 0], c, <floating>(1.0 / (1.0 + others)), 0,
                       NULL, NULL, 0, 0)
 
@@ -107,6 +105,5 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
             for j in range(c):
                 out[i] = out[i] + x[i, j]
             continue
-        row_exp(&x[i, 0], c, m, &scratch[threadid(), 0])
-        others = row_sum_others(&scratch[threadid(), 0], c)
+        others = row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0])
         out[i] = m + log1p(others)

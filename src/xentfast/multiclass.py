@@ -71,11 +71,11 @@ def _grad_scale(reduction, denominator):
     return 1.0 / denominator if denominator != 0 else 0.0
 
 
-def _label_denominator(y, ignore_index, weight, sample_weight):
-    """sum of sample_weight_i * weight[y_i] over the rows not ignored."""
-    kept = y != ignore_index
+def _label_denominator(y, n_kept, ignore_index, weight, sample_weight):
+    """sum of sample_weight_i * weight[y_i] over the n_kept rows not ignored."""
     if weight is None and sample_weight is None:
-        return float(np.count_nonzero(kept))
+        return float(n_kept)
+    kept = y != ignore_index
     w = 1.0 if weight is None else np.where(kept, weight[np.where(kept, y, 0)], 0.0)
     s = 1.0 if sample_weight is None else sample_weight
     return float(np.sum(np.where(kept, w * s, 0.0), dtype=np.float64))
@@ -142,8 +142,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     rows = _Rows(logits, axis, "logits", return_grad, grad_out)
     check_reduction(reduction)
     ignore_index = check_ignore_index(ignore_index)
-    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
-    z_loss = check_real(z_loss, "z_loss")
+    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0) if label_smoothing else 0.0
+    z_loss = check_real(z_loss, "z_loss") if z_loss else 0.0
     cap = 0.0 if softcap is None else check_real(softcap, "softcap", 0.0, low_open=True)
     n_classes, dtype = rows.n_classes, rows.dtype
     w = class_vector(weight, n_classes, dtype, "weight")
@@ -173,9 +173,9 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         kernel_args = (rows.x2d, t2d, w, sw, eps, z_loss, cap)
         kernel = _multiclass.cross_entropy_probs
     else:
-        y = labels(target_arr, rows.row_shape, n_classes, ignore_index)
+        y, n_kept = labels(target_arr, rows.row_shape, n_classes, ignore_index)
         rows.check_grad_out(w, sw)
-        denominator = _label_denominator(y, ignore_index, w, sw)
+        denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
         kernel_args = (rows.x2d, y, w, sw, ignore_index, eps, z_loss, cap)
         kernel = _multiclass.cross_entropy_labels
 
@@ -215,9 +215,9 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     ignore_index = check_ignore_index(ignore_index)
     w = class_vector(weight, rows.n_classes, rows.dtype, "weight")
     sw = row_vector(sample_weight, rows.row_shape, rows.dtype, "sample_weight")
-    y = labels(target, rows.row_shape, rows.n_classes, ignore_index)
+    y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(w, sw)
-    denominator = _label_denominator(y, ignore_index, w, sw)
+    denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
     loss_rows = np.empty(rows.n_rows, dtype=np.float64)
     grad2d = rows.grad_buffer()
     _multiclass.nll(rows.x2d, y, w, sw, ignore_index,
@@ -258,9 +258,9 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     ignore_index = check_ignore_index(ignore_index)
     gamma = check_real(gamma, "gamma", 0.0)
     a = class_vector(alpha, rows.n_classes, rows.dtype, "alpha")
-    y = labels(target, rows.row_shape, rows.n_classes, ignore_index)
+    y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(a)
-    denominator = float(np.count_nonzero(y != ignore_index))
+    denominator = float(n_kept)
     loss_rows = np.empty(rows.n_rows, dtype=np.float64)
     grad2d = rows.grad_buffer()
     _multiclass.softmax_focal(rows.x2d, y, a, gamma, ignore_index,
