@@ -13,6 +13,9 @@
 # be the logits themselves: every value a row needs from x is read before the
 # exps overwrite it.  No sum crosses rows, so results do not depend on the
 # number of threads.
+# A kernel with per-thread `scratch` rows runs exactly scratch.shape[0]
+# threads, so threadid() always has a row even if another Python thread
+# changes the thread count meanwhile.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport expm1, exp, log1p, pow
@@ -187,14 +190,14 @@ def label_losses(
         double others, x_y, dot, w_sum, a, b, g_y
     if c <= TILE_MAX_CLASSES and label_smoothing == 0 and softcap == 0:
         for i in prange((n + XF_LANES - 1) // XF_LANES, nogil=True, schedule="static",
-                        num_threads=n_threads(),
+                        num_threads=scratch.shape[0],
                         use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
             r0 = i * XF_LANES
             label_tile(&o, &x[r0, 0], &y[r0], min(<Py_ssize_t>XF_LANES, n - r0), c, w,
                        sw + r0 if sw != NULL else NULL, &loss[r0],
                        g0 + r0 * c if g0 != NULL else NULL)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
+    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         yi = y[i]
         if yi == ignore_index:
@@ -251,7 +254,7 @@ def cross_entropy_probs(
         floating t_scale = <floating>(1 - label_smoothing)
         floating t_add = <floating>(label_smoothing / c if c else 0.0)
         double others, l1p, lse, s, dot, c_sum
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
+    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         c_sum = 0.0   # thread-private (see cross_entropy_labels)
         src = &x[i, 0]

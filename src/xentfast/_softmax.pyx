@@ -4,6 +4,9 @@
 # allocates `out` and the per-thread `scratch` rows ((threads, C)).  A row is
 # read from memory once.  Rows with few classes go through tiles of XF_LANES
 # rows (see _rows.pxd) so that the vector loops run across rows.
+# A kernel with per-thread `scratch` rows runs exactly scratch.shape[0]
+# threads, so threadid() always has a row even if another Python thread
+# changes the thread count meanwhile.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport log1p, INFINITY
@@ -66,7 +69,7 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
     if c <= TILE_MAX_CLASSES:
         tiled(LOG_SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
+    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         # exps go to scratch: out may be x, and x is still needed below
@@ -96,7 +99,7 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j
     cdef floating m
     cdef double others
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
+    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         if m == -INFINITY:
