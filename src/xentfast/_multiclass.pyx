@@ -45,6 +45,16 @@ def scan_labels(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
     return -1, ignored
 
 
+cdef inline const floating *capped_row(const floating *x, Py_ssize_t c, double softcap,
+                                      floating *scratch) noexcept nogil:
+    """The row the loss sees: x, or with softcap > 0 the capped logits, put in
+    scratch[:c] with the cap's slope in scratch[c:] (for the chain rule)."""
+    if softcap > 0:
+        row_softcap(x, c, <floating>softcap, scratch, scratch + c)
+        return scratch
+    return x
+
+
 cdef inline double label_row(double x_y, double e_y, double m, double others,
                              double l1p, double dot, double w_sum, double w_y, double s,
                              double eps, double z_loss, double grad_scale, Py_ssize_t c,
@@ -208,13 +218,8 @@ def label_losses(
         # assigned here so that prange makes them thread-private: they are
         # otherwise only written through pointers
         dot = w_sum = a = b = g_y = 0.0
-        src = &x[i, 0]
+        src = capped_row(&x[i, 0], c, softcap, &scratch[threadid(), 0])
         e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
-        if softcap > 0:
-            # capped logits in scratch[:c], the cap's slope in scratch[c:]
-            row_softcap(src, c, <floating>softcap, &scratch[threadid(), 0],
-                        &scratch[threadid(), c])
-            src = &scratch[threadid(), 0]
         m = row_max(src, c)
         x_y = src[yi] - m
         if label_smoothing > 0:
@@ -256,14 +261,9 @@ def cross_entropy_probs(
         double others, l1p, lse, s, dot, c_sum
     for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
-        c_sum = 0.0   # thread-private (see cross_entropy_labels)
-        src = &x[i, 0]
+        c_sum = 0.0   # thread-private (see label_losses)
+        src = capped_row(&x[i, 0], c, softcap, &scratch[threadid(), 0])
         e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
-        if softcap > 0:
-            # capped logits in scratch[:c], the cap's slope in scratch[c:]
-            row_softcap(src, c, <floating>softcap, &scratch[threadid(), 0],
-                        &scratch[threadid(), c])
-            src = &scratch[threadid(), 0]
         m = row_max(src, c)
         # sum_c q_c (x_c - m) with q = smoothed, weighted target
         dot = row_target_dot(src, c, m, &target[i, 0], w, t_scale, t_add, &c_sum)
