@@ -1,0 +1,170 @@
+/* Instantiated by _xf_rows.h for XF_T = float and double (no include guard). */
+
+/* Largest entry; NaNs are skipped here and caught by the exp sum instead. */
+static XF_MULTIVERSION XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
+{
+    XF_T m = -INFINITY;
+    XF_SIMD_REDUCE(max, m)
+    for (Py_ssize_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+/* out[j] = exp(x[j] - shift); out may be x. */
+static XF_MULTIVERSION void XF_NAME(xf_row_exp)(const XF_T *x, Py_ssize_t n,
+                                               XF_T shift, XF_T *out)
+{
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++)
+        out[j] = XF_EXP(x[j] - shift);
+}
+
+/* Given e = exp(x - max), the sum of every term but one of the max terms
+ * (those equal to 1): log p = x - max - log1p(result) then has no
+ * cancellation for the dominant class.  NaN if e holds a NaN. */
+static XF_MULTIVERSION double XF_NAME(xf_row_sum_others)(const XF_T *e, Py_ssize_t n)
+{
+    double rest = 0.0, ones = 0.0;
+    XF_SIMD_REDUCE(+, rest, ones)
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int is_one = e[j] == (XF_T)1;
+        rest += is_one ? 0.0 : (double)e[j];
+        ones += is_one ? 1.0 : 0.0;
+    }
+    return rest + (ones - 1.0);
+}
+
+/* Target coefficients of soft (or smoothed) targets:
+ *   c[j] = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : 1).
+ * Returns sum_j c[j] * (x[j] - shift), a term with c[j] == 0 counting 0 even
+ * where x[j] = -inf (0 log 0 = 0), and stores sum_j c[j] in *c_sum. */
+static XF_MULTIVERSION double XF_NAME(xf_row_target_dot)(
+    const XF_T *x, Py_ssize_t n, XF_T shift, const XF_T *t, const XF_T *w,
+    XF_T t_scale, XF_T t_add, double *c_sum)
+{
+    double dot = 0.0, csum = 0.0;
+    XF_SIMD_REDUCE(+, dot, csum)
+    for (Py_ssize_t j = 0; j < n; j++) {
+        XF_T c = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : (XF_T)1);
+        dot += c != 0 ? (double)c * (double)(x[j] - shift) : 0.0;
+        csum += (double)c;
+    }
+    *c_sum = csum;
+    return dot;
+}
+
+/* g[j] = a * g[j] - b * c[j], with c[j] as in xf_row_target_dot. */
+static XF_MULTIVERSION void XF_NAME(xf_row_scale_sub)(
+    XF_T *g, Py_ssize_t n, XF_T a, XF_T b, const XF_T *t, const XF_T *w,
+    XF_T t_scale, XF_T t_add)
+{
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++) {
+        XF_T c = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : (XF_T)1);
+        g[j] = a * g[j] - b * c;
+    }
+}
+
+/* out[j] = (x[j] - shift1) - shift2, in that order so that the max entry
+ * gets exactly -shift2 when shift1 is the max; out may be x. */
+static XF_MULTIVERSION void XF_NAME(xf_row_sub)(const XF_T *x, Py_ssize_t n,
+                                               XF_T shift1, XF_T shift2, XF_T *out)
+{
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++)
+        out[j] = (x[j] - shift1) - shift2;
+}
+
+/* out[j] = cap * tanh(x[j] / cap) (Gemma-2 soft-capping); out may be x. */
+static XF_MULTIVERSION void XF_NAME(xf_row_softcap)(const XF_T *x, Py_ssize_t n,
+                                                   XF_T cap, XF_T *out)
+{
+    for (Py_ssize_t j = 0; j < n; j++)
+        out[j] = cap * (XF_T)tanh((double)(x[j] / cap));
+}
+
+/* Chain rule through the cap: g[j] *= 1 - (capped[j] / cap)^2. */
+static XF_MULTIVERSION void XF_NAME(xf_row_softcap_grad)(
+    XF_T *g, Py_ssize_t n, const XF_T *capped, XF_T cap)
+{
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++) {
+        XF_T u = capped[j] / cap;
+        g[j] = g[j] * ((XF_T)1 - u * u);
+    }
+}
+
+/* ---- Tiles: a block of XF_LANES rows with few classes, row k in lane k ----
+ * For small C a row is shorter than a vector, so the row loops above would
+ * run their scalar remainder; instead the tile holds the block transposed
+ * (tile[j * XF_LANES + k] = row k, class j) and every loop runs across rows.
+ */
+
+/* tile[j, k] = x[k * C + j] for the nr <= XF_LANES rows of x; lanes past nr
+ * are filled with 0 so that every later loop runs over full vectors. */
+static XF_MULTIVERSION void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
+                                                 Py_ssize_t nr, XF_T *tile)
+{
+    for (Py_ssize_t j = 0; j < c; j++)
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < nr; k++)
+            tile[j * XF_LANES + k] = x[k * c + j];
+    for (Py_ssize_t k = nr; k < XF_LANES; k++)
+        for (Py_ssize_t j = 0; j < c; j++)
+            tile[j * XF_LANES + k] = 0;
+}
+
+/* m[k] = max over the classes of lane k (NaNs skipped, as in xf_row_max). */
+static XF_MULTIVERSION void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c, XF_T *m)
+{
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++)
+        m[k] = -INFINITY;
+    for (Py_ssize_t j = 0; j < c; j++) {
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+            XF_T v = tile[j * XF_LANES + k];
+            m[k] = v > m[k] ? v : m[k];
+        }
+    }
+}
+
+/* out = exp(tile - m), lane by lane (out may be tile); others[k] as
+ * xf_row_sum_others for lane k. */
+static XF_MULTIVERSION void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
+                                                const XF_T *m, XF_T *out,
+                                                XF_T *others)
+{
+    double rest[XF_LANES], ones[XF_LANES];
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++)
+        rest[k] = ones[k] = 0.0;
+    for (Py_ssize_t j = 0; j < c; j++) {
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+            XF_T e = XF_EXP(tile[j * XF_LANES + k] - m[k]);
+            int is_one = e == (XF_T)1;
+            out[j * XF_LANES + k] = e;
+            rest[k] += is_one ? 0.0 : (double)e;
+            ones[k] += is_one ? 1.0 : 0.0;
+        }
+    }
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++)
+        others[k] = (XF_T)(rest[k] + (ones[k] - 1.0));
+}
+
+/* g[k * C + j] = (a[k] * tile[j, k] - s[k]) - b[k] * (w ? w[j] : 1) for the
+ * rows k < nr (g row-major, so this transposes back). */
+static XF_MULTIVERSION void XF_NAME(xf_tile_store)(const XF_T *tile, Py_ssize_t c,
+                                                  Py_ssize_t nr, const XF_T *a,
+                                                  const XF_T *s, const XF_T *b,
+                                                  const XF_T *w, XF_T *g)
+{
+    for (Py_ssize_t j = 0; j < c; j++) {
+        XF_T wj = w ? w[j] : (XF_T)1;
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < nr; k++)
+            g[k * c + j] = (a[k] * tile[j * XF_LANES + k] - s[k]) - b[k] * wj;
+    }
+}
