@@ -23,6 +23,7 @@ try:
         check_is_fitted,
         validate_data,
     )
+    from threadpoolctl import threadpool_limits
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
         "xentfast.sklearn needs scikit-learn and SciPy; install them with "
@@ -343,16 +344,20 @@ def _fit_lbfgs(X, y, s, n_classes, *, loss, gamma, label_smoothing, alpha,
         return value, grad
 
     theta0 = np.zeros(n_coef + (k if fit_intercept else 0))
-    result = scipy.optimize.minimize(
-        objective, theta0, method="L-BFGS-B", jac=True,
-        options={
-            "maxiter": max_iter,
-            "gtol": tol,
-            # Stop on the gradient, not on a tiny relative decrease.
-            "ftol": 64 * np.finfo(float).eps,
-            "maxls": 50,
-        },
-    )
+    # xentfast's OpenMP threads and the BLAS thread pools (NumPy's and
+    # SciPy's) take turns every iteration; when both are multi-threaded
+    # they oversubscribe the cores and a fit can run 100x slower. As
+    # scikit-learn does around its OpenMP loops, keep BLAS on one thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = scipy.optimize.minimize(
+            objective, theta0, method="L-BFGS-B", jac=True,
+            options={
+                "maxiter": max_iter,
+                "gtol": tol,
+                "ftol": 64 * np.finfo(float).eps,
+                "maxls": 50,
+            },
+        )
     if result.status == 1 or result.nit >= max_iter:
         warnings.warn(
             f"CrossEntropyClassifier stopped at max_iter={max_iter} before "
