@@ -74,8 +74,9 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Maximum number of L-BFGS iterations (``>= 1``). Stopping there
         issues a :class:`~sklearn.exceptions.ConvergenceWarning`.
     tol : float, default=1e-6
-        L-BFGS stops when the largest component of the projected gradient of
-        the objective falls below ``tol`` (``> 0``).
+        L-BFGS stops when the largest component of the gradient of the
+        objective falls below ``tol`` (``> 0``), or when an iteration no
+        longer decreases the objective beyond rounding error.
 
     Attributes
     ----------
@@ -358,7 +359,7 @@ def _fit_lbfgs(X, y, s, n_classes, *, loss, gamma, label_smoothing, alpha,
                 "maxls": 50,
             },
         )
-    if result.status == 1 or result.nit >= max_iter:
+    if result.status == 1:  # iteration (or evaluation) limit reached
         warnings.warn(
             f"CrossEntropyClassifier stopped at max_iter={max_iter} before "
             f"reaching tol={tol}; increase max_iter or scale the data.",
