@@ -327,3 +327,15 @@ def test_missing_extra_gives_install_hint(missing):
              "else:\n    raise SystemExit('no ImportError')")
     assert r.returncode == 0, r.stderr
     assert "pip install xentfast[sklearn]" in r.stdout
+
+
+def test_too_old_sklearn_gives_install_hint():
+    # Stand in for scikit-learn < 1.7, whose compute_class_weight has no
+    # sample_weight argument.
+    r = _run("import sklearn.utils.class_weight as m\n"
+             "m.compute_class_weight = lambda class_weight, *, classes, y: 0\n"
+             "try:\n    import xentfast.sklearn\n"
+             "except ImportError as e:\n    print(e)\n"
+             "else:\n    raise SystemExit('no ImportError')")
+    assert r.returncode == 0, r.stderr
+    assert ">= 1.7" in r.stdout and "xentfast[sklearn]" in r.stdout

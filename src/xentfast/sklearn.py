@@ -9,6 +9,7 @@ product for the chain rule. The logits buffer is allocated once per ``fit``.
 Needs the ``sklearn`` extra: ``pip install xentfast[sklearn]``.
 """
 
+import inspect
 import numbers
 import warnings
 
@@ -24,10 +25,15 @@ try:
         validate_data,
     )
     from threadpoolctl import threadpool_limits
-except ImportError as exc:  # pragma: no cover - exercised without the extra
+
+    # scikit-learn >= 1.7: validate_data (1.6) and weighted 'balanced'
+    # class weights (1.7).
+    if "sample_weight" not in inspect.signature(compute_class_weight).parameters:
+        raise ImportError("scikit-learn is older than 1.7")
+except ImportError as exc:
     raise ImportError(
-        "xentfast.sklearn needs scikit-learn and SciPy; install them with "
-        "`pip install xentfast[sklearn]`"
+        "xentfast.sklearn needs scikit-learn >= 1.7 and SciPy; install them "
+        "with `pip install xentfast[sklearn]`"
     ) from exc
 
 import numpy as np
