@@ -339,3 +339,20 @@ def test_too_old_sklearn_gives_install_hint():
              "else:\n    raise SystemExit('no ImportError')")
     assert r.returncode == 0, r.stderr
     assert ">= 1.7" in r.stdout and "xentfast[sklearn]" in r.stdout
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("loss", ["cross_entropy", "focal"])
+def test_fit_is_bitwise_identical_for_any_thread_count(loss):
+    import xentfast as xf
+
+    X, y = make_classification(n_samples=20000, n_features=20,
+                               n_informative=10, n_classes=5, random_state=0)
+    fits = []
+    for n in (1, 2, 3):
+        with xf.num_threads(n):
+            fits.append(CrossEntropyClassifier(loss=loss, max_iter=30)
+                        .fit(X, y))
+    for clf in fits[1:]:
+        np.testing.assert_array_equal(clf.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(clf.intercept_, fits[0].intercept_)
