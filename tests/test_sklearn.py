@@ -356,3 +356,25 @@ def test_fit_is_bitwise_identical_for_any_thread_count(loss):
     for clf in fits[1:]:
         np.testing.assert_array_equal(clf.coef_, fits[0].coef_)
         np.testing.assert_array_equal(clf.intercept_, fits[0].intercept_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("loss", ["cross_entropy", "focal"])
+def test_fit_holds_one_logits_sized_buffer(loss):
+    # The logits buffer is the only (n_samples, n_classes) array alive during
+    # fit: the gradient is written over it. A second one (a per-iteration
+    # gradient or temporary) would at least double the peak.
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, k = 100_000, 40
+    X = rng.normal(size=(n, 2))
+    y = np.arange(n) % k
+    logits_bytes = n * k * 8
+    tracemalloc.start()
+    try:
+        CrossEntropyClassifier(loss=loss, max_iter=3).fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert logits_bytes <= peak < 1.5 * logits_bytes, peak / logits_bytes
