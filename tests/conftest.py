@@ -94,7 +94,8 @@ def assert_close(actual, expected, dtype, *, what="", scale=None):
     assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
     a = actual.astype(np.float64)
     fin = np.isfinite(expected)
-    np.testing.assert_array_equal(np.isnan(a), np.isnan(expected), err_msg=what)
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(expected),
+                                  err_msg=what)
     np.testing.assert_array_equal(a[np.isinf(expected)],
                                   expected[np.isinf(expected)], err_msg=what)
     if fin.any():
@@ -137,8 +138,9 @@ def finite_diff(f, x, eps=1e-6):
 
 @pytest.fixture(scope="session")
 def h():
-    """Namespace of the plain helpers above (so tests need not import conftest)."""
+    """The plain helpers above, so that tests need not import conftest."""
     return SimpleNamespace(
-        as_layout=as_layout, compute_dtype=compute_dtype, tolerances=tolerances,
-        assert_close=assert_close, assert_reduced_scalar=assert_reduced_scalar,
+        as_layout=as_layout, compute_dtype=compute_dtype,
+        tolerances=tolerances, assert_close=assert_close,
+        assert_reduced_scalar=assert_reduced_scalar,
         finite_diff=finite_diff, LAYOUTS=LAYOUTS)

@@ -99,6 +99,70 @@ def test_threadpoolctl_sees_and_limits_openmp():
     assert 3 in seen, seen
 
 
+@pytest.mark.parametrize("omp,pinned,limit", [("1", 2, 1), ("2", 1, 2),
+                                               ("3", 2, 1)])
+def test_threadpoolctl_limit_wins_whatever_the_default(omp, pinned, limit):
+    # A threadpoolctl limit equal to OpenMP's default must still apply after
+    # xf.set_num_threads (fresh process: the default comes from the env).
+    pytest.importorskip("threadpoolctl")
+    code = (
+        "import xentfast as xf, threadpoolctl as t\n"
+        f"xf.set_num_threads({pinned})\n"
+        f"with t.threadpool_limits({limit}, user_api='openmp'):\n"
+        "    inside = xf.get_num_threads()\n"
+        "print(inside, xf.get_num_threads())\n")
+    env = dict(os.environ, OMP_NUM_THREADS=omp)
+    out = subprocess.run([sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.split() == [str(limit), str(pinned)], out.stdout
+
+
+_CONCURRENT = """
+import threading
+import numpy as np
+import xentfast as xf
+rng = np.random.default_rng(0)
+xs = [rng.standard_normal((600, 517)) for _ in range(3)]
+ys = [rng.integers(0, 517, 600) for _ in range(3)]
+kw = dict(softcap=5.0, label_smoothing=0.1, reduction="none")
+with xf.num_threads(1):
+    refs = [xf.cross_entropy(x, y, **kw) for x, y in zip(xs, ys)]
+bad, done = [], threading.Event()
+def work(k):
+    for _ in range(40):
+        if not np.array_equal(xf.cross_entropy(xs[k], ys[k], **kw), refs[k]):
+            bad.append(k)
+def toggle():
+    i = 0
+    while not done.is_set():
+        xf.set_num_threads(1 if i % 2 else 4)
+        i += 1
+workers = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+toggler = threading.Thread(target=toggle)
+toggler.start()
+for t in workers:
+    t.start()
+for t in workers:
+    t.join()
+done.set()
+toggler.join()
+print("mismatches", len(bad))
+"""
+
+
+def test_set_num_threads_during_calls_in_other_threads():
+    # Process-wide setting changed while other Python threads are inside
+    # kernels: results stay right and nothing crashes (run in a child
+    # process so that a crash fails this test, not the whole session).
+    # Timing-dependent: a per-thread scratch buffer sized with one thread
+    # count and used with another overflows only now and then.
+    out = subprocess.run([sys.executable, "-c", _CONCURRENT],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.split() == ["mismatches", "0"], out.stdout
+
+
 # ---------------------------------------------------------- determinism
 
 def _bits(a):

@@ -21,10 +21,8 @@ cdef extern from "_xf_rows.h" nogil:
                            const double *s, const double *b, const double *w, double *g)
     float xf_row_max_f32(const float *x, Py_ssize_t n)
     double xf_row_max_f64(const double *x, Py_ssize_t n)
-    void xf_row_exp_f32(const float *x, Py_ssize_t n, float shift, float *out)
-    void xf_row_exp_f64(const double *x, Py_ssize_t n, double shift, double *out)
-    double xf_row_sum_others_f32(const float *e, Py_ssize_t n)
-    double xf_row_sum_others_f64(const double *e, Py_ssize_t n)
+    double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e)
+    double xf_row_exp_sum_f64(const double *x, Py_ssize_t n, double m, double *e)
     double xf_row_target_dot_f32(const float *x, Py_ssize_t n, float shift,
                                  const float *t, const float *w,
                                  float t_scale, float t_add, double *c_sum)
@@ -55,19 +53,12 @@ cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
         return xf_row_max_f64(x, n)
 
 
-cdef inline void row_exp(const floating *x, Py_ssize_t n, floating shift,
-                         floating *out) noexcept nogil:
+cdef inline double row_exp_sum(const floating *x, Py_ssize_t n, floating m,
+                               floating *e) noexcept nogil:
     if floating is float:
-        xf_row_exp_f32(x, n, shift, out)
+        return xf_row_exp_sum_f32(x, n, m, e)
     else:
-        xf_row_exp_f64(x, n, shift, out)
-
-
-cdef inline double row_sum_others(const floating *e, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return xf_row_sum_others_f32(e, n)
-    else:
-        return xf_row_sum_others_f64(e, n)
+        return xf_row_exp_sum_f64(x, n, m, e)
 
 
 cdef inline double row_target_dot(const floating *x, Py_ssize_t n, floating shift,

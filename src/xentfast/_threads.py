@@ -40,9 +40,9 @@ def num_threads(n):
     """Context manager: run the block with `n` threads, then restore the
     previous setting (including "follow OpenMP/threadpoolctl")."""
     n = _check(n)
-    previous = _openmp.get_pinned()
+    previous = _openmp.save_state()
     _openmp.pin_threads(n)
     try:
         yield
     finally:
-        _openmp.pin_threads(previous)
+        _openmp.restore_state(previous)

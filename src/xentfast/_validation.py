@@ -72,7 +72,7 @@ def class_rows(x, axis, name):
     row_shape = x.shape[:axis] + x.shape[axis + 1:]
     if axis != x.ndim - 1:
         x = np.ascontiguousarray(np.moveaxis(x, axis, -1))
-    return x.reshape(-1, x.shape[-1]), row_shape, axis
+    return x.reshape(math.prod(row_shape), x.shape[-1]), row_shape, axis
 
 
 def check_out(out, shape, dtype, name, inputs=(), may_be=None):

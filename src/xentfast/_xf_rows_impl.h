@@ -10,21 +10,19 @@ static XF_MULTIVERSION XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
     return m;
 }
 
-/* out[j] = exp(x[j] - shift); out may be x. */
-static XF_MULTIVERSION void XF_NAME(xf_row_exp)(const XF_T *x, Py_ssize_t n,
-                                               XF_T shift, XF_T *out)
-{
-    XF_SIMD
-    for (Py_ssize_t j = 0; j < n; j++)
-        out[j] = XF_EXP(x[j] - shift);
-}
-
-/* Given e = exp(x - max), the sum of every term but one of the max terms
- * (those equal to 1): log p = x - max - log1p(result) then has no
- * cancellation for the dominant class.  NaN if e holds a NaN. */
-static XF_MULTIVERSION double XF_NAME(xf_row_sum_others)(const XF_T *e, Py_ssize_t n)
+/* e[j] = exp(x[j] - m), m the row's max; e may be x.  Returns the sum of
+ * every term but one of the max terms (those equal to 1), so that
+ * log p = x - m - log1p(result) has no cancellation for the dominant class.
+ * NaN if the row holds a NaN, or +inf (then m = +inf), or is all -inf. */
+static XF_MULTIVERSION double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
+                                                     XF_T m, XF_T *e)
 {
     double rest = 0.0, ones = 0.0;
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++)
+        e[j] = XF_EXP(x[j] - m);
+    /* a second loop over the row, now in L1: fusing it into the first makes
+     * gcc 12 generate slower code */
     XF_SIMD_REDUCE(+, rest, ones)
     for (Py_ssize_t j = 0; j < n; j++) {
         int is_one = e[j] == (XF_T)1;

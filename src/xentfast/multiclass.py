@@ -81,6 +81,19 @@ def _label_denominator(y, n_kept, ignore_index, weight, sample_weight):
     return float(np.sum(np.where(kept, w * s, 0.0), dtype=np.float64))
 
 
+def _run(kernel, rows, *args, scratch_classes=None):
+    """Run a row kernel on the logits, `args`, the per-row loss and gradient
+    buffers it returns (losses in double), and `scratch_classes` scratch
+    columns per thread if given."""
+    loss_rows = np.zeros(rows.n_rows, dtype=np.float64)
+    grad2d = rows.grad_buffer()
+    if rows.x2d.size:   # no classes: every row is ignored (or has an empty sum)
+        scratch = () if scratch_classes is None else (
+            scratch_rows(scratch_classes, rows.dtype),)
+        kernel(rows.x2d, *args, loss_rows, grad2d, *scratch)
+    return loss_rows, grad2d
+
+
 def _finish(rows, loss_rows, grad2d, reduction, denominator):
     loss = _reduce(loss_rows, reduction, denominator, rows)
     if rows.return_grad:
@@ -170,19 +183,18 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         t2d, _, _ = class_rows(as_float_array(target_arr, "target", dtype), rows.axis, "target")
         rows.check_grad_out(t2d, w, sw)
         denominator = rows.n_rows if sw is None else float(np.sum(sw, dtype=np.float64))
-        kernel_args = (rows.x2d, t2d, w, sw, eps, z_loss, cap)
+        kernel_args = (t2d, w, sw, eps, z_loss, cap)
         kernel = _multiclass.cross_entropy_probs
     else:
         y, n_kept = labels(target_arr, rows.row_shape, n_classes, ignore_index)
         rows.check_grad_out(w, sw)
         denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
-        kernel_args = (rows.x2d, y, w, sw, ignore_index, eps, z_loss, cap)
-        kernel = _multiclass.cross_entropy_labels
+        kernel_args = (y, w, sw, ignore_index, eps, z_loss, cap, -1.0)
+        kernel = _multiclass.label_losses
 
-    loss_rows = np.empty(rows.n_rows, dtype=np.float64)
-    grad2d = rows.grad_buffer()
-    kernel(*kernel_args, _grad_scale(reduction, denominator), loss_rows, grad2d,
-           scratch_rows(2 * n_classes, dtype))
+    # scratch: capped logits and the cap's slope, or exps without a gradient
+    loss_rows, grad2d = _run(kernel, rows, *kernel_args, _grad_scale(reduction, denominator),
+                             scratch_classes=2 * n_classes)
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
 
 
@@ -218,10 +230,8 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(w, sw)
     denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
-    loss_rows = np.empty(rows.n_rows, dtype=np.float64)
-    grad2d = rows.grad_buffer()
-    _multiclass.nll(rows.x2d, y, w, sw, ignore_index,
-                    _grad_scale(reduction, denominator), loss_rows, grad2d)
+    loss_rows, grad2d = _run(_multiclass.nll, rows, y, w, sw, ignore_index,
+                             _grad_scale(reduction, denominator))
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
 
 
@@ -261,9 +271,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(a)
     denominator = float(n_kept)
-    loss_rows = np.empty(rows.n_rows, dtype=np.float64)
-    grad2d = rows.grad_buffer()
-    _multiclass.softmax_focal(rows.x2d, y, a, gamma, ignore_index,
-                              _grad_scale(reduction, denominator), loss_rows, grad2d,
-                              scratch_rows(rows.n_classes, rows.dtype))
+    loss_rows, grad2d = _run(_multiclass.label_losses, rows, y, a, None, ignore_index,
+                             0.0, 0.0, 0.0, gamma, _grad_scale(reduction, denominator),
+                             scratch_classes=2 * rows.n_classes)
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
