@@ -105,7 +105,9 @@ def binary_cross_entropy(
         floating *gp = out_ptr(grad)
         floating *buf
         const floating *wb
-    for b in prange(partial.shape[0], nogil=True, schedule="static",
+        int threads = scratch.shape[0]
+    # As many threads as scratch rows, whatever the OpenMP setting is now.
+    for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
@@ -145,7 +147,9 @@ def binary_cross_entropy_with_logits(
         floating *buf
         const floating *wb
         const floating *pwb
-    for b in prange(partial.shape[0], nogil=True, schedule="static",
+        int threads = scratch.shape[0]
+    # As many threads as scratch rows, whatever the OpenMP setting is now.
+    for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
@@ -179,7 +183,9 @@ def sigmoid_focal(
         floating *lp = out_ptr(loss)
         floating *gp = out_ptr(grad)
         floating *buf
-    for b in prange(partial.shape[0], nogil=True, schedule="static",
+        int threads = scratch.shape[0]
+    # As many threads as scratch rows, whatever the OpenMP setting is now.
+    for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
