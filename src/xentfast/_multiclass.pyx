@@ -18,7 +18,7 @@
 # changes the thread count meanwhile.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport expm1, exp, log1p, pow
+from libc.math cimport expm1, exp, pow
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
@@ -197,7 +197,7 @@ def label_losses(
         const floating *src
         floating *e
         floating m
-        double others, x_y, dot, w_sum, a, b, g_y
+        double others, l1p, x_y, dot, w_sum, a, b, g_y
     cdef int threads = scratch.shape[0]   # one scratch row per thread
     if c <= TILE_MAX_CLASSES and label_smoothing == 0 and softcap == 0:
         for i in prange((n + XF_LANES - 1) // XF_LANES, nogil=True, schedule="static",
@@ -218,7 +218,7 @@ def label_losses(
             continue
         # assigned here so that prange makes them thread-private: they are
         # otherwise only written through pointers
-        dot = w_sum = a = b = g_y = 0.0
+        dot = w_sum = a = b = g_y = l1p = 0.0
         src = capped_row(&x[i, 0], c, softcap, &scratch[threadid(), 0])
         e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
         m = row_max(src, c)
@@ -226,8 +226,8 @@ def label_losses(
         if label_smoothing > 0:
             # sum_c w_c (x_c - m), read before the exps may overwrite x
             dot = row_target_dot(src, c, m, NULL, w, 0, 1, &w_sum)
-        others = row_exp_sum(src, c, m, e)
-        loss[i] = row_loss(&o, x_y, e[yi], m, others, log1p(others), dot, w_sum,
+        others = row_exp_sum(src, c, m, e, &l1p)
+        loss[i] = row_loss(&o, x_y, e[yi], m, others, l1p, dot, w_sum,
                            w[yi] if w != NULL else 1.0, sw[i] if sw != NULL else 1.0,
                            c, &a, &b, &g_y)
         if g0 != NULL:
@@ -263,14 +263,13 @@ def cross_entropy_probs(
     cdef int threads = scratch.shape[0]   # one scratch row per thread
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
-        c_sum = 0.0   # thread-private (see label_losses)
+        c_sum = l1p = 0.0   # thread-private (see label_losses)
         src = capped_row(&x[i, 0], c, softcap, &scratch[threadid(), 0])
         e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
         m = row_max(src, c)
         # sum_c q_c (x_c - m) with q = smoothed, weighted target
         dot = row_target_dot(src, c, m, &target[i, 0], w, t_scale, t_add, &c_sum)
-        others = row_exp_sum(src, c, m, e)
-        l1p = log1p(others)
+        others = row_exp_sum(src, c, m, e, &l1p)
         lse = m + l1p
         s = sw[i] if sw != NULL else 1.0
         loss[i] = s * (c_sum * l1p - dot + z_loss * lse * lse)

@@ -21,8 +21,9 @@ cdef extern from "_xf_rows.h" nogil:
                            const double *s, const double *b, const double *w, double *g)
     float xf_row_max_f32(const float *x, Py_ssize_t n)
     double xf_row_max_f64(const double *x, Py_ssize_t n)
-    double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e)
-    double xf_row_exp_sum_f64(const double *x, Py_ssize_t n, double m, double *e)
+    double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e, double *l1p)
+    double xf_row_exp_sum_f64(const double *x, Py_ssize_t n, double m, double *e,
+                              double *l1p)
     double xf_row_target_dot_f32(const float *x, Py_ssize_t n, float shift,
                                  const float *t, const float *w,
                                  float t_scale, float t_add, double *c_sum)
@@ -54,11 +55,11 @@ cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline double row_exp_sum(const floating *x, Py_ssize_t n, floating m,
-                               floating *e) noexcept nogil:
+                               floating *e, double *l1p) noexcept nogil:
     if floating is float:
-        return xf_row_exp_sum_f32(x, n, m, e)
+        return xf_row_exp_sum_f32(x, n, m, e, l1p)
     else:
-        return xf_row_exp_sum_f64(x, n, m, e)
+        return xf_row_exp_sum_f64(x, n, m, e, l1p)
 
 
 cdef inline double row_target_dot(const floating *x, Py_ssize_t n, floating shift,

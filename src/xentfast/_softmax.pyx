@@ -9,7 +9,7 @@
 # changes the thread count meanwhile.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport log1p, INFINITY
+from libc.math cimport INFINITY
 
 from ._openmp cimport n_threads
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
@@ -65,7 +65,7 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
                 floating[:, ::1] scratch):    # (threads, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
-    cdef double others
+    cdef double others, l1p
     cdef int threads = scratch.shape[0]   # one scratch row per thread
     if c <= TILE_MAX_CLASSES:
         tiled(LOG_SOFTMAX, x, out)
@@ -74,22 +74,24 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         # exps go to scratch: out may be x, and x is still needed below
-        others = row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0])
-        row_sub(&x[i, 0], c, m, <floating>log1p(others), &out[i, 0])
+        l1p = 0.0   # thread-private: otherwise only written through a pointer
+        row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0], &l1p)
+        row_sub(&x[i, 0], c, m, <floating>l1p, &out[i, 0])
 
 
 def softmax(const floating[:, ::1] x,         # IN (N, C)
             floating[:, ::1] out):            # OUT (N, C), may be x
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
-    cdef double others
+    cdef double others, l1p
     if c <= TILE_MAX_CLASSES:
         tiled(SOFTMAX, x, out)
         return
     for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
-        others = row_exp_sum(&x[i, 0], c, m, &out[i, 0])
+        l1p = 0.0   # thread-private: otherwise only written through a pointer
+        others = row_exp_sum(&x[i, 0], c, m, &out[i, 0], &l1p)
         row_scale_sub(&out[i, 0], c, <floating>(1.0 / (1.0 + others)), 0,
                       NULL, NULL, 0, 0)
 
@@ -99,7 +101,7 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
               floating[:, ::1] scratch):      # (threads, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j
     cdef floating m
-    cdef double others
+    cdef double others, l1p
     cdef int threads = scratch.shape[0]   # one scratch row per thread
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
@@ -110,5 +112,6 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
             for j in range(c):
                 out[i] = out[i] + x[i, j]
             continue
-        others = row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0])
-        out[i] = m + log1p(others)
+        l1p = 0.0   # thread-private: otherwise only written through a pointer
+        row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0], &l1p)
+        out[i] = m + l1p

@@ -12,10 +12,12 @@ static XF_MULTIVERSION XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
 
 /* e[j] = exp(x[j] - m), m the row's max; e may be x.  Returns the sum of
  * every term but one of the max terms (those equal to 1), so that
- * log p = x - m - log1p(result) has no cancellation for the dominant class.
- * NaN if the row holds a NaN, or +inf (then m = +inf), or is all -inf. */
+ * log p = x - m - log1p(result) has no cancellation for the dominant class,
+ * and stores log1p(result) in *l1p (here, where FMA is at hand: its
+ * polynomial is a latency chain).  NaN if the row holds a NaN, or +inf (then
+ * m = +inf), or is all -inf. */
 static XF_MULTIVERSION double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
-                                                     XF_T m, XF_T *e)
+                                                     XF_T m, XF_T *e, double *l1p)
 {
     double rest = 0.0, ones = 0.0;
     XF_SIMD
@@ -29,7 +31,9 @@ static XF_MULTIVERSION double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t 
         rest += is_one ? 0.0 : (double)e[j];
         ones += is_one ? 1.0 : 0.0;
     }
-    return rest + (ones - 1.0);
+    double others = rest + (ones - 1.0);
+    *l1p = xf_log1p(others);
+    return others;
 }
 
 /* Target coefficients of soft (or smoothed) targets:
