@@ -1,0 +1,72 @@
+"""Time one library in this process: ``python bench/_worker.py '<json spec>'``.
+
+The parent (``run.py``) starts one worker per library and thread count, with
+the thread environment variables (and CPU affinity) already set, so that no
+two OpenMP runtimes share a process. The spec holds ``lib``, ``threads``,
+``dtypes``, ``shapes``, ``ops``, ``min_time``, ``min_reps``, ``max_time``,
+``check`` and ``seed``. The worker prints progress on stderr and, last, one
+line ``RESULT_PREFIX + json`` on stdout:
+``{"lib", "threads", "status", "reason", "info", "rows"}``.
+A library that fails to import gives ``status="missing"``; an op that raises
+gives a row with ``status="error"``; neither stops the worker.
+"""
+
+import json
+import sys
+import traceback
+
+RESULT_PREFIX = "@@xentfast-bench@@ "
+
+
+def _error_text(exc):
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+
+
+def run(spec):
+    """Run every (dtype, shape, op, variant) of ``spec``; return the result dict."""
+    import _libs
+    from _inputs import Inputs, check
+    from _timing import measure
+
+    lib = spec["lib"]
+    out = {"lib": lib, "threads": spec["threads"], "status": "ok",
+           "reason": "", "info": {}, "rows": []}
+    adapter = _libs.LIBS[lib]()
+    try:
+        out["info"] = adapter.setup(spec["threads"])
+    except Exception as exc:  # ImportError, or a broken install
+        out["status"], out["reason"] = "missing", _error_text(exc)
+        return out
+    todo = [(op, v) for op in spec["ops"] for v in _libs.variants(lib, op)]
+    for dtype in spec["dtypes"]:
+        for n, c in spec["shapes"]:
+            inp = Inputs(dtype, n, c, seed=spec["seed"])
+            for op, variant in todo:
+                row = {"op": op, "lib": variant, "dtype": dtype, "shape": [n, c],
+                       "threads": spec["threads"], "status": "ok"}
+                print(f"  {variant} {op} {dtype} {n}x{c}", file=sys.stderr, flush=True)
+                try:
+                    call, normalise = adapter.prepare(op, variant, inp)
+                    stats, last = measure(call, spec["min_time"], spec["min_reps"],
+                                          spec["max_time"])
+                    row.update(stats)
+                    if spec["check"] and normalise is not None:
+                        row["check"], row["check_err"] = check(op, normalise(last), inp)
+                    del last
+                except Exception as exc:
+                    row["status"], row["error"] = "error", _error_text(exc)
+                    traceback.print_exc(file=sys.stderr)
+                out["rows"].append(row)
+            del inp
+    return out
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    result = run(spec)
+    sys.stdout.write("\n" + RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
