@@ -90,7 +90,7 @@ def check(op, result, inp):
     err = float(np.max(np.abs(arr.astype(np.float64) - ref_arr)) / scale)
     if ref_loss is not None:
         loss_err = abs(float(loss) - ref_loss) / max(abs(ref_loss), 1e-300)
-        err = max(err, loss_err)
+        err = float(max(err, loss_err))
     if not err <= TOLERANCE[inp.dtype.name]:  # NaN fails too
         problems.append(f"relative error {err:.2e}")
     return ("FAIL: " + "; ".join(problems)) if problems else "ok", err

@@ -156,6 +156,7 @@ def plot(rows, path):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return "matplotlib is not installed: no plot (pip install matplotlib)"
     peers = [r for r in rows if _ok(r) and XF in r.get("xf_speedup", {})]
@@ -182,6 +183,7 @@ def plot(rows, path):
             ax.axhline(1.0, color="grey", lw=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
             ax.set_title(f"{op}  {dtype}")
             ax.set_xlabel("classes C")
             ax.set_ylabel("xentfast speed-up (x)")

@@ -144,6 +144,7 @@ def run_worker(lib, threads, spec, cpus, pin, timeout, verbose):
     env, cpu_set, settings = worker_setup(lib, threads, cpus, pin)
     spec = dict(spec, lib=lib, threads=threads)
     preexec = (lambda: os.sched_setaffinity(0, cpu_set)) if cpu_set else None
+    load_before = loadavg()
     t0 = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, WORKER, json.dumps(spec)], env=env,
@@ -166,6 +167,8 @@ def run_worker(lib, threads, spec, cpus, pin, timeout, verbose):
                   "reason": f"worker {why}: {tail}"[:300], "info": {}, "rows": []}
     result["settings"] = settings
     result["seconds"] = round(seconds, 2)
+    # other users of the machine show up here (and as cores < threads)
+    result["loadavg_1min"] = [load_before, loadavg()]
     return result
 
 
@@ -178,6 +181,18 @@ def rows_of(result, spec):
              "status": result["status"], "reason": result["reason"]}
             for d in spec["dtypes"] for s in spec["shapes"] for op in spec["ops"]
             for v in _libs.variants(lib, op)]
+
+
+def loadavg():
+    """The 1-minute load average, or None where the OS does not say."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _fmt_load(load):
+    return "-" if load is None else f"{load:.2f}"
 
 
 def machine():
@@ -228,8 +243,10 @@ def measure_all(args, parser):
                          args.verbose)
         status = res["status"] + ("" if res["status"] == "ok" else f": {res['reason']}")
         errors = sum(r["status"] != "ok" for r in res["rows"])
+        load = res["loadavg_1min"][0]
         print(f"[{i:2d}/{len(plan)}] {lib:<9} threads={n}  {res['seconds']:6.1f} s  "
-              f"{status}" + (f" ({errors} rows failed)" if errors else ""), flush=True)
+              f"load {_fmt_load(load)}  {status}"
+              + (f" ({errors} rows failed)" if errors else ""), flush=True)
         results.append({k: v for k, v in res.items() if k != "rows"})
         rows += rows_of(res, lib_spec)
     return {"meta": meta, "workers": results, "rows": rows}
