@@ -133,7 +133,8 @@ def worker_setup(lib, threads, cpus, pin):
     if lib == "jax" and threads == 1:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + JAX_ONE_THREAD).strip()
         notes.append(f"XLA_FLAGS={JAX_ONE_THREAD!r}")
-    cpu_set = cpus[:threads] if pin and threads < len(cpus) else None
+    can_pin = pin and hasattr(os, "sched_setaffinity")
+    cpu_set = cpus[:threads] if can_pin and threads < len(cpus) else None
     if cpu_set is not None:
         notes.append(f"affinity={cpu_set}")
     return env, cpu_set, "; ".join(notes)
