@@ -1,0 +1,99 @@
+"""Build the compiled core of xentfast.
+
+Environment switches:
+  XENTFAST_DEBUG=1            Cython bounds/wraparound checks on (debug build).
+  XENTFAST_REQUIRE_OPENMP=1   fail instead of building a serial extension when
+                              the compiler has no OpenMP (CI sets this).
+"""
+import os
+import platform
+import sys
+import tempfile
+import textwrap
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+MODULES = ["_openmp", "_softmax", "_multiclass", "_binary"]
+DEBUG = os.environ.get("XENTFAST_DEBUG", "0") == "1"
+
+# Kernels rely on IEEE semantics (NaN/Inf propagate, -inf is a mask), so no
+# -ffast-math.  -fno-math-errno and -fno-trapping-math only drop errno and FP
+# trap side effects; they let gcc if-convert and vectorise the exp polynomial.
+BASE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+if platform.machine().lower() in ("x86_64", "amd64"):
+    # The AVX-512 clones of the row kernels should use full 512-bit vectors.
+    BASE_FLAGS.append("-mprefer-vector-width=512")
+
+OPENMP_PROBE = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return n > 0 ? 0 : 1;
+    }
+    """
+)
+
+
+def compiler_has_openmp(compiler):
+    """Compile and link a tiny OpenMP program with the build's own compiler."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OPENMP_PROBE)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
+            compiler.link_executable(objs, "probe", output_dir=tmp,
+                                     extra_postargs=["-fopenmp"])
+        except Exception:
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        openmp = compiler_has_openmp(self.compiler)
+        if not openmp:
+            msg = ("xentfast: the C compiler does not support OpenMP; building a "
+                   "SERIAL extension (every call runs on one thread).")
+            if os.environ.get("XENTFAST_REQUIRE_OPENMP", "0") == "1":
+                sys.exit(msg + " XENTFAST_REQUIRE_OPENMP=1 makes this an error.")
+            warnings.warn("\n" + "*" * 72 + "\n" + msg + "\n" + "*" * 72)
+        omp = ["-fopenmp"] if openmp else ["-fopenmp-simd"]
+        for ext in self.extensions:
+            ext.extra_compile_args = BASE_FLAGS + omp
+            ext.extra_link_args = ["-fopenmp"] if openmp else []
+        super().build_extensions()
+
+
+extensions = [
+    Extension(
+        f"xentfast.{name}",
+        [f"src/xentfast/{name}.pyx"],
+        include_dirs=[np.get_include(), "src/xentfast"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    )
+    for name in MODULES
+    if os.path.exists(f"src/xentfast/{name}.pyx")
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": "3",
+            "boundscheck": DEBUG,
+            "wraparound": DEBUG,
+            "initializedcheck": DEBUG,
+            "cdivision": True,
+            "cpow": True,
+        },
+    ),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,233 @@
+# Kernels of the multiclass losses over C-contiguous (rows, classes) arrays.
+#
+# Three layers, as in scikit-learn's _loss: the C row primitives (_rows.pxd)
+# loop over the classes of one row; the functions here loop over rows with
+# prange and hold the per-row mathematics; multiclass.py validates, allocates
+# and reduces.  Nothing here checks its inputs: labels are already known to be
+# in [0, C) or equal to ignore_index.
+#
+# Each kernel writes one loss per row (in double) and, if `grad` is given, the
+# gradient row, already multiplied by `grad_scale` (1 / the 'mean'
+# denominator).  A row is read from memory once and its gradient written once:
+# the exps go straight into the gradient row and are scaled there.  `grad` may
+# be the logits themselves: every value a row needs from x is read before the
+# exps overwrite it.  No sum crosses rows, so results do not depend on the
+# number of threads.
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport expm1, exp, log1p, pow
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+from ._parallel cimport PARALLEL_MIN_ELEMENTS
+from ._rows cimport (row_exp, row_max, row_scale_sub, row_softcap,
+                     row_softcap_grad, row_sum_others, row_target_dot)
+
+
+cdef inline const floating* ptr_or_null(const floating[::1] v) noexcept:
+    return &v[0] if v is not None and v.shape[0] > 0 else NULL
+
+
+def first_invalid_label(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
+    """Index of the first label outside [0, n_classes) and not ignore_index, or -1."""
+    cdef Py_ssize_t i
+    for i in range(y.shape[0]):
+        if (y[i] < 0 or y[i] >= n_classes) and y[i] != ignore_index:
+            return i
+    return -1
+
+
+def cross_entropy_labels(
+        const floating[:, ::1] x,              # IN (N, C) logits
+        const int64_t[::1] y,                  # IN (N,) labels
+        const floating[::1] weight,            # IN (C,) class weights or None
+        const floating[::1] sample_weight,     # IN (N,) or None
+        int64_t ignore_index,
+        double label_smoothing,
+        double z_loss,
+        double softcap,                        # 0: no cap
+        double grad_scale,
+        double[::1] loss,                      # OUT (N,)
+        floating[:, ::1] grad,                 # OUT (N, C) or None; may be x
+        floating[:, ::1] scratch):             # (threads, C)
+    cdef:
+        Py_ssize_t n = x.shape[0], c = x.shape[1], i
+        int64_t yi
+        const floating *w = ptr_or_null(weight)
+        const floating *sw = ptr_or_null(sample_weight)
+        floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
+        const floating *src
+        floating *e
+        floating m
+        double eps = label_smoothing, eps_c = label_smoothing / c if c else 0.0
+        double others, l1p, lse, x_y, w_y, s, dot, w_sum, a
+    for i in prange(n, nogil=True, schedule="static",
+                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+        yi = y[i]
+        if yi == ignore_index:
+            loss[i] = 0.0
+            if g0 != NULL:
+                memset(g0 + i * c, 0, c * sizeof(floating))
+            continue
+        src = &x[i, 0]
+        e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
+        if softcap > 0:
+            row_softcap(src, c, <floating>softcap, &scratch[threadid(), 0])
+            src = &scratch[threadid(), 0]
+        m = row_max(src, c)
+        x_y = src[yi] - m
+        dot = 0.0
+        w_sum = 0.0
+        if eps > 0:
+            # sum_c w_c (x_c - m), read before the exps may overwrite x
+            dot = row_target_dot(src, c, m, NULL, w, 0, 1, &w_sum)
+        row_exp(src, c, m, e)
+        others = row_sum_others(e, c)
+        l1p = log1p(others)
+        lse = m + l1p
+        w_y = w[yi] if w != NULL else 1.0
+        s = sw[i] if sw != NULL else 1.0
+        loss[i] = s * ((1 - eps) * w_y * (l1p - x_y)
+                       + eps_c * (w_sum * l1p - dot) + z_loss * lse * lse)
+        if g0 != NULL:
+            s = s * grad_scale
+            a = s * ((1 - eps) * w_y + eps_c * w_sum + 2 * z_loss * lse) / (1 + others)
+            row_scale_sub(e, c, <floating>a, <floating>(s * eps_c), NULL, w, 0, 1)
+            e[yi] = e[yi] - <floating>(s * (1 - eps) * w_y)
+            if softcap > 0:
+                row_softcap_grad(e, c, &scratch[threadid(), 0], <floating>softcap)
+
+
+def cross_entropy_probs(
+        const floating[:, ::1] x,              # IN (N, C) logits
+        const floating[:, ::1] target,         # IN (N, C) class probabilities
+        const floating[::1] weight,            # IN (C,) or None
+        const floating[::1] sample_weight,     # IN (N,) or None
+        double label_smoothing,
+        double z_loss,
+        double softcap,
+        double grad_scale,
+        double[::1] loss,                      # OUT (N,)
+        floating[:, ::1] grad,                 # OUT (N, C) or None; may be x
+        floating[:, ::1] scratch):             # (threads, C)
+    cdef:
+        Py_ssize_t n = x.shape[0], c = x.shape[1], i
+        const floating *w = ptr_or_null(weight)
+        const floating *sw = ptr_or_null(sample_weight)
+        floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
+        const floating *src
+        floating *e
+        floating m
+        floating t_scale = <floating>(1 - label_smoothing)
+        floating t_add = <floating>(label_smoothing / c if c else 0.0)
+        double others, l1p, lse, s, dot, c_sum
+    for i in prange(n, nogil=True, schedule="static",
+                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+        src = &x[i, 0]
+        e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
+        if softcap > 0:
+            row_softcap(src, c, <floating>softcap, &scratch[threadid(), 0])
+            src = &scratch[threadid(), 0]
+        m = row_max(src, c)
+        # sum_c q_c (x_c - m) with q = smoothed, weighted target
+        dot = row_target_dot(src, c, m, &target[i, 0], w, t_scale, t_add, &c_sum)
+        row_exp(src, c, m, e)
+        others = row_sum_others(e, c)
+        l1p = log1p(others)
+        lse = m + l1p
+        s = sw[i] if sw != NULL else 1.0
+        loss[i] = s * (c_sum * l1p - dot + z_loss * lse * lse)
+        if g0 != NULL:
+            s = s * grad_scale
+            row_scale_sub(e, c, <floating>(s * (c_sum + 2 * z_loss * lse) / (1 + others)),
+                          <floating>s, &target[i, 0], w, t_scale, t_add)
+            if softcap > 0:
+                row_softcap_grad(e, c, &scratch[threadid(), 0], <floating>softcap)
+
+
+def nll(const floating[:, ::1] x,              # IN (N, C) log-probabilities
+        const int64_t[::1] y,                  # IN (N,) labels
+        const floating[::1] weight,            # IN (C,) or None
+        const floating[::1] sample_weight,     # IN (N,) or None
+        int64_t ignore_index,
+        double grad_scale,
+        double[::1] loss,                      # OUT (N,)
+        floating[:, ::1] grad):                # OUT (N, C) or None; may be x
+    """Reads only each row's target entry, as torch does."""
+    cdef:
+        Py_ssize_t n = x.shape[0], c = x.shape[1], i
+        int64_t yi
+        const floating *w = ptr_or_null(weight)
+        const floating *sw = ptr_or_null(sample_weight)
+        floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
+        double ws
+    for i in prange(n, nogil=True, schedule="static",
+                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+        yi = y[i]
+        if yi == ignore_index:
+            loss[i] = 0.0
+            ws = 0.0
+        else:
+            ws = (w[yi] if w != NULL else 1.0) * (sw[i] if sw != NULL else 1.0)
+            loss[i] = -ws * x[i, yi]
+        if g0 != NULL:
+            memset(g0 + i * c, 0, c * sizeof(floating))
+            if ws != 0:
+                g0[i * c + yi] = <floating>(-ws * grad_scale)
+
+
+def softmax_focal(
+        const floating[:, ::1] x,              # IN (N, C) logits
+        const int64_t[::1] y,                  # IN (N,) labels
+        const floating[::1] alpha,             # IN (C,) or None
+        double gamma,
+        int64_t ignore_index,
+        double grad_scale,
+        double[::1] loss,                      # OUT (N,)
+        floating[:, ::1] grad,                 # OUT (N, C) or None; may be x
+        floating[:, ::1] scratch):             # (threads, C)
+    """Row loss -alpha_y (1 - p_y)^gamma log p_y, in log space.
+
+    With lp = log p_y and q = 1 - p_y = -expm1(lp), the derivative
+    dL/dlp = -alpha_y q^gamma (1 + gamma p_y lp / expm1(lp)) has no
+    q^(gamma - 1) factor, so it stays finite for gamma < 1 as p_y -> 1.
+    """
+    cdef:
+        Py_ssize_t n = x.shape[0], c = x.shape[1], i
+        int64_t yi
+        const floating *a = ptr_or_null(alpha)
+        floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
+        floating *e
+        floating m
+        double others, lp, p, q, qg, a_y, ratio, dl_dlp
+    for i in prange(n, nogil=True, schedule="static",
+                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+        yi = y[i]
+        if yi == ignore_index:
+            loss[i] = 0.0
+            if g0 != NULL:
+                memset(g0 + i * c, 0, c * sizeof(floating))
+            continue
+        e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
+        m = row_max(&x[i, 0], c)
+        lp = x[i, yi] - m
+        row_exp(&x[i, 0], c, m, e)
+        others = row_sum_others(e, c)
+        lp = lp - log1p(others)
+        p = exp(lp)
+        q = -expm1(lp)
+        qg = pow(q, gamma)
+        a_y = a[yi] if a != NULL else 1.0
+        loss[i] = -a_y * qg * lp if qg != 0 else 0.0
+        if g0 != NULL:
+            # p * lp / expm1(lp), -> 1 as lp -> 0 and -> 0 as p -> 0
+            if lp == 0:
+                ratio = 1.0
+            elif p == 0:
+                ratio = 0.0
+            else:
+                ratio = p * lp / expm1(lp)
+            dl_dlp = -a_y * qg * (1 + gamma * ratio) * grad_scale
+            # dlp/dz_j = [j == y] - p_j
+            row_scale_sub(e, c, <floating>(-dl_dlp / (1 + others)), 0, NULL, NULL, 0, 0)
+            e[yi] = e[yi] + <floating>dl_dlp

@@ -1,0 +1,98 @@
+# Fused-type front end to the C row primitives in _xf_rows.h.
+#
+# Each wrapper picks the float or double instantiation at compile time, so
+# kernels written over `floating` call one name.  See _xf_rows_impl.h for
+# what each primitive computes.
+from cython cimport floating
+
+cdef extern from "_xf_rows.h" nogil:
+    float xf_row_max_f32(const float *x, Py_ssize_t n)
+    double xf_row_max_f64(const double *x, Py_ssize_t n)
+    void xf_row_exp_f32(const float *x, Py_ssize_t n, float shift, float *out)
+    void xf_row_exp_f64(const double *x, Py_ssize_t n, double shift, double *out)
+    double xf_row_sum_others_f32(const float *e, Py_ssize_t n)
+    double xf_row_sum_others_f64(const double *e, Py_ssize_t n)
+    double xf_row_target_dot_f32(const float *x, Py_ssize_t n, float shift,
+                                 const float *t, const float *w,
+                                 float t_scale, float t_add, double *c_sum)
+    double xf_row_target_dot_f64(const double *x, Py_ssize_t n, double shift,
+                                 const double *t, const double *w,
+                                 double t_scale, double t_add, double *c_sum)
+    void xf_row_scale_sub_f32(float *g, Py_ssize_t n, float a, float b,
+                              const float *t, const float *w,
+                              float t_scale, float t_add)
+    void xf_row_scale_sub_f64(double *g, Py_ssize_t n, double a, double b,
+                              const double *t, const double *w,
+                              double t_scale, double t_add)
+    void xf_row_sub_f32(const float *x, Py_ssize_t n, float shift1, float shift2, float *out)
+    void xf_row_sub_f64(const double *x, Py_ssize_t n, double shift1, double shift2,
+                        double *out)
+    void xf_row_softcap_f32(const float *x, Py_ssize_t n, float cap, float *out)
+    void xf_row_softcap_f64(const double *x, Py_ssize_t n, double cap, double *out)
+    void xf_row_softcap_grad_f32(float *g, Py_ssize_t n, const float *capped, float cap)
+    void xf_row_softcap_grad_f64(double *g, Py_ssize_t n, const double *capped, double cap)
+
+
+cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return xf_row_max_f32(x, n)
+    else:
+        return xf_row_max_f64(x, n)
+
+
+cdef inline void row_exp(const floating *x, Py_ssize_t n, floating shift,
+                         floating *out) noexcept nogil:
+    if floating is float:
+        xf_row_exp_f32(x, n, shift, out)
+    else:
+        xf_row_exp_f64(x, n, shift, out)
+
+
+cdef inline double row_sum_others(const floating *e, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return xf_row_sum_others_f32(e, n)
+    else:
+        return xf_row_sum_others_f64(e, n)
+
+
+cdef inline double row_target_dot(const floating *x, Py_ssize_t n, floating shift,
+                                  const floating *t, const floating *w,
+                                  floating t_scale, floating t_add,
+                                  double *c_sum) noexcept nogil:
+    if floating is float:
+        return xf_row_target_dot_f32(x, n, shift, t, w, t_scale, t_add, c_sum)
+    else:
+        return xf_row_target_dot_f64(x, n, shift, t, w, t_scale, t_add, c_sum)
+
+
+cdef inline void row_scale_sub(floating *g, Py_ssize_t n, floating a, floating b,
+                               const floating *t, const floating *w,
+                               floating t_scale, floating t_add) noexcept nogil:
+    if floating is float:
+        xf_row_scale_sub_f32(g, n, a, b, t, w, t_scale, t_add)
+    else:
+        xf_row_scale_sub_f64(g, n, a, b, t, w, t_scale, t_add)
+
+
+cdef inline void row_sub(const floating *x, Py_ssize_t n, floating shift1,
+                         floating shift2, floating *out) noexcept nogil:
+    if floating is float:
+        xf_row_sub_f32(x, n, shift1, shift2, out)
+    else:
+        xf_row_sub_f64(x, n, shift1, shift2, out)
+
+
+cdef inline void row_softcap(const floating *x, Py_ssize_t n, floating cap,
+                             floating *out) noexcept nogil:
+    if floating is float:
+        xf_row_softcap_f32(x, n, cap, out)
+    else:
+        xf_row_softcap_f64(x, n, cap, out)
+
+
+cdef inline void row_softcap_grad(floating *g, Py_ssize_t n, const floating *capped,
+                                  floating cap) noexcept nogil:
+    if floating is float:
+        xf_row_softcap_grad_f32(g, n, capped, cap)
+    else:
+        xf_row_softcap_grad_f64(g, n, capped, cap)

@@ -1,0 +1,195 @@
+"""Input checks shared by every public function.
+
+Everything the compiled kernels assume (dtypes, contiguity, shapes, label
+range, writeable outputs that do not overlap the inputs) is established here,
+before any kernel runs, so a bad call raises without touching an output.
+"""
+import operator
+
+import numpy as np
+
+from . import _multiclass
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def compute_dtype(dtype, name):
+    """The dtype a kernel runs in for input of `dtype` (float32 or float64)."""
+    if dtype.kind == "f":
+        return np.dtype(np.float32) if dtype.itemsize <= 4 else np.dtype(np.float64)
+    if dtype.kind in "iub":
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"{name} must be a real numeric array (float, integer or bool); got dtype {dtype}"
+    )
+
+
+def as_float_array(x, name, dtype=None):
+    """`x` as a C-contiguous array of its compute dtype (or `dtype`).
+
+    A C-contiguous float32/float64 array of native byte order comes back as
+    is (read-only allowed: kernels only read it); anything else is copied once.
+    """
+    arr = np.asarray(x)
+    if dtype is None:
+        dtype = compute_dtype(arr.dtype, name)
+    elif arr.dtype.kind not in "fiub":
+        raise TypeError(
+            f"{name} must be a real numeric array; got dtype {arr.dtype}"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_reduction(reduction):
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(
+            f"reduction must be one of 'mean', 'sum', 'none'; got {reduction!r}"
+        )
+
+
+def normalize_axis(axis, ndim, name="axis"):
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer; got {axis!r}") from None
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{name}={axis} is out of bounds for an array of {ndim} dimension(s)"
+        )
+    return axis % ndim
+
+
+def class_rows(x, axis, name):
+    """(rows, classes) C-contiguous view or copy of `x` with the class axis last.
+
+    Returns (x2d, row_shape, axis) where row_shape is x's shape without the
+    class axis.
+    """
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the class axis); got a scalar")
+    axis = normalize_axis(axis, x.ndim)
+    row_shape = x.shape[:axis] + x.shape[axis + 1:]
+    if axis != x.ndim - 1:
+        x = np.ascontiguousarray(np.moveaxis(x, axis, -1))
+    return x.reshape(-1, x.shape[-1]), row_shape, axis
+
+
+def check_out(out, shape, dtype, name, inputs=(), may_be=None):
+    """Check a caller-supplied output array before anything is written.
+
+    `out` must be a writeable C-contiguous ndarray of `shape` and `dtype`,
+    sharing no memory with `inputs`; it may be exactly the array `may_be`.
+    """
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{name} must be a NumPy array; got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} and dtype {dtype}; "
+            f"got shape {out.shape} and dtype {out.dtype}"
+        )
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writeable; got a read-only array")
+    if may_be is not None and np.may_share_memory(out, may_be):
+        same = (out.__array_interface__["data"][0] == may_be.__array_interface__["data"][0]
+                and out.strides == may_be.strides and out.shape == may_be.shape)
+        if not same:
+            raise ValueError(
+                f"{name} overlaps the input without being the input itself"
+            )
+    for other in inputs:
+        if other is not None and np.may_share_memory(out, other):
+            raise ValueError(f"{name} must not share memory with another argument")
+
+
+def check_grad_out(grad_out, return_grad):
+    if grad_out is not None and not return_grad:
+        raise ValueError("grad_out is only used with return_grad=True; got return_grad=False")
+
+
+def class_vector(v, n_classes, dtype, name):
+    """A per-class vector of shape (n_classes,) in the compute dtype, or None."""
+    if v is None:
+        return None
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    if arr.shape != (n_classes,):
+        raise ValueError(
+            f"{name} must have shape ({n_classes},), one entry per class; got shape {arr.shape}"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def row_vector(v, row_shape, dtype, name):
+    """A per-row vector shaped like the row axes, flattened, or None."""
+    if v is None:
+        return None
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    if arr.shape != tuple(row_shape):
+        raise ValueError(
+            f"{name} must have the row shape {tuple(row_shape)}; got shape {arr.shape}"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+
+
+def labels(target, row_shape, n_classes, ignore_index, name="target"):
+    """Integer labels as a flat int64 array, each in [0, n_classes) or ignore_index."""
+    y = np.asarray(target)
+    if y.dtype == np.bool_:
+        raise TypeError(f"{name} must hold integer class labels; got dtype bool")
+    if y.dtype.kind not in "iu":
+        raise TypeError(
+            f"{name} must hold integer class labels (any integer dtype); got dtype {y.dtype}"
+        )
+    if y.shape != tuple(row_shape):
+        raise ValueError(
+            f"{name} must have the logits' shape without the class axis, "
+            f"{tuple(row_shape)}; got shape {y.shape}"
+        )
+    if y.dtype == np.uint64 and y.size and y.max() > np.iinfo(np.int64).max:
+        bad = np.flatnonzero(y.reshape(-1) > np.iinfo(np.int64).max)[0]
+        raise _label_error(y, bad, n_classes, ignore_index, name)
+    y64 = np.ascontiguousarray(y, dtype=np.int64).reshape(-1)
+    bad = _multiclass.first_invalid_label(y64, n_classes, ignore_index)
+    if bad >= 0:
+        raise _label_error(y, bad, n_classes, ignore_index, name)
+    return y64
+
+
+def _label_error(y, flat_index, n_classes, ignore_index, name):
+    position = np.unravel_index(flat_index, y.shape) if y.ndim else ()
+    position = tuple(int(p) for p in position)
+    value = y.reshape(-1)[flat_index]
+    return ValueError(
+        f"{name} must hold labels in [0, {n_classes}) or ignore_index={ignore_index}; "
+        f"got {value} at position {position}"
+    )
+
+
+def check_ignore_index(ignore_index):
+    if isinstance(ignore_index, (bool, np.bool_)):
+        raise TypeError("ignore_index must be an integer; got bool")
+    try:
+        return operator.index(ignore_index)
+    except TypeError:
+        raise TypeError(f"ignore_index must be an integer; got {ignore_index!r}") from None
+
+
+def check_real(value, name, low=None, high=None, low_open=False):
+    """A finite float option within [low, high] (or (low, high] with low_open)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number; got {value!r}") from None
+    too_low = low is not None and (v <= low if low_open else v < low)
+    too_high = high is not None and v > high
+    if not np.isfinite(v) or too_low or too_high:
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        interval = f"{'(' if low_open else '['}{lo}, {hi}]"
+        raise ValueError(f"{name} must be in {interval}; got {value!r}")
+    return v

@@ -1,0 +1,102 @@
+"""The softmax family: log_softmax, softmax, logsumexp over any axis."""
+import numpy as np
+
+from . import _softmax
+from ._buffers import scratch_rows
+from ._validation import as_float_array, check_out, class_rows
+
+
+def _run(kernel, x, axis, out, out_name, needs_scratch):
+    """Apply a row kernel that maps x to an array of x's shape."""
+    x_in = x
+    x = as_float_array(x, "x")
+    x2d, _, axis = class_rows(x, axis, "x")
+    if out is not None:
+        check_out(out, x.shape, x.dtype, out_name,
+                  may_be=x_in if isinstance(x_in, np.ndarray) else None)
+    last = axis == x.ndim - 1
+    if out is not None and last:
+        result = out
+    else:
+        result = np.empty(x.shape if last else x2d.shape, dtype=x.dtype)
+    args = (x2d, result.reshape(x2d.shape))
+    if needs_scratch:
+        args += (scratch_rows(x2d.shape[1], x.dtype),)
+    kernel(*args)
+    if last:
+        return result
+    moved = np.moveaxis(result.reshape(np.moveaxis(x, axis, -1).shape), -1, axis)
+    if out is None:
+        return np.ascontiguousarray(moved)
+    np.copyto(out, moved)
+    return out
+
+
+def log_softmax(x, axis=-1, *, out=None):
+    """Logarithm of the softmax along `axis`, computed stably.
+
+    Parameters
+    ----------
+    x : array_like
+        Logits; float32/float64 run natively, float16 in float32, integers
+        and bools in float64.
+    axis : int, default -1
+        The class axis.
+    out : ndarray, optional
+        C-contiguous array of x's shape and compute dtype to write into; may
+        be `x` itself.
+
+    Returns
+    -------
+    ndarray
+        ``x - logsumexp(x, axis)``, with the largest entry of each row
+        computed as ``-log1p(sum of the other exps)`` so that it does not
+        cancel to 0.  A row with NaN or +inf is NaN; -inf entries are
+        classes of probability 0.
+    """
+    return _run(_softmax.log_softmax, x, axis, out, "out", needs_scratch=True)
+
+
+def softmax(x, axis=-1, *, out=None):
+    """Softmax along `axis`: ``exp(x - logsumexp(x))``, stable for any finite x.
+
+    Parameters
+    ----------
+    x : array_like
+        Logits (see `log_softmax` for dtypes).
+    axis : int, default -1
+        The class axis.
+    out : ndarray, optional
+        C-contiguous array of x's shape and compute dtype; may be `x`.
+
+    Returns
+    -------
+    ndarray
+        Probabilities summing to 1 along `axis`.  A row with NaN or +inf, or
+        with every entry -inf, is NaN.
+    """
+    return _run(_softmax.softmax, x, axis, out, "out", needs_scratch=False)
+
+
+def logsumexp(x, axis=-1):
+    """``log(sum(exp(x), axis))``, computed stably.
+
+    Parameters
+    ----------
+    x : array_like
+        Logits (see `log_softmax` for dtypes).
+    axis : int, default -1
+        The axis to reduce.
+
+    Returns
+    -------
+    ndarray or scalar
+        x's shape without `axis`, in the compute dtype.  A row of only -inf
+        gives -inf; a row with NaN gives NaN.
+    """
+    x = as_float_array(x, "x")
+    x2d, row_shape, _ = class_rows(x, axis, "x")
+    result = np.empty(x2d.shape[0], dtype=np.float64)
+    _softmax.logsumexp(x2d, result, scratch_rows(x2d.shape[1], x.dtype))
+    result = result.astype(x.dtype).reshape(row_shape)
+    return result[()] if result.ndim == 0 else result
