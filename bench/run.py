@@ -38,7 +38,7 @@ FIXED_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 # thread, but only the CPU affinity below really holds XLA to one core.
 JAX_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 # Timing per (op, dtype, shape, lib): (min_time s, min_reps, max_time s, timeout s)
-MODES = {"quick": (0.15, 7, 1.0, 120), "full": (0.4, 15, 4.0, 1800)}
+MODES = {"quick": (0.12, 5, 0.6, 120), "full": (0.4, 15, 4.0, 1800)}
 
 
 def available_cpus():
@@ -231,6 +231,11 @@ def measure_all(args, parser):
                         "max_time_s": spec["max_time"]})
     print(f"xentfast benchmark ({meta['mode']}) on {meta['cpu']}, "
           f"{meta['cpus_available']} CPUs; {meta['date_utc']} UTC", flush=True)
+    meta["loadavg_1min_at_start"] = load = loadavg()
+    if load is not None and load > 0.5:
+        print(f"WARNING: the machine is busy (1-minute load average {load:.2f}): "
+              "other processes will take cores and the timings will be noisy",
+              flush=True)
     # the copy first; then, per thread count, every library
     plan = [("copy", 1, False)] + [(lib, n, not args.no_check and n == threads[0])
                                    for n in threads for lib in libs]
