@@ -80,7 +80,7 @@ def table(rows):
     lines = []
     for (op, dtype, shape, threads), group in _sorted_groups(rows):
         cp = copy.get((dtype, shape))
-        cp_txt = (f"copy {cp['median_ms']:.3f} ms = {cp['gbps']:.1f} GB/s"
+        cp_txt = (f"copy {cp['median_ms']:.4g} ms = {cp['gbps']:.1f} GB/s"
                   if cp and _ok(cp) else "copy: not measured")
         lines += ["", f"{op}  {dtype}  {shape[0]}x{shape[1]}  threads={threads}"
                       f"   ({cp_txt})", head]
@@ -95,7 +95,7 @@ def table(rows):
             check = r.get("check", "-")
             flag = "ok" if check == "ok" else ("-" if check == "-" else "FAIL")
             lines.append(
-                f"  {r['lib']:<20}{r['median_ms']:>11.3f}{r['best_ms']:>10.3f}"
+                f"  {r['lib']:<20}{r['median_ms']:>11.4g}{r['best_ms']:>10.4g}"
                 f"{r['gbps']:>8.1f}{_fmt(r['ratio_to_copy'], '>8.2f')}"
                 f"{r['cpu_util']:>7.2f}  {flag:<6}{_times(plain, 9)}{_times(out, 13)}")
     failures = [r for r in rows if str(r.get("check", "")).startswith("FAIL")]
