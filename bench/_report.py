@@ -4,6 +4,7 @@ import math
 import os
 
 from _libs import LIBS, PEERS
+from _worker import DISTURBED
 
 XF = "xentfast"
 
@@ -52,6 +53,10 @@ def _fmt(v, spec):
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
+def _disturbed(row):
+    return _ok(row) and (row.get("others") or 0) > DISTURBED
+
+
 def _times(v, width):
     return f"{_fmt(v, '.2f')}{'' if v is None else 'x'}".rjust(width)
 
@@ -76,11 +81,12 @@ def table(rows):
     """The full table as text: one block per (op, dtype, shape, threads)."""
     copy = {(r["dtype"], tuple(r["shape"])): r for r in rows if r["op"] == "copy"}
     head = (f"  {'lib':<20}{'median ms':>11}{'best ms':>10}{'GB/s':>8}{'x copy':>8}"
-            f"{'cores':>7}  {'check':<6}{'speedup':>9}{'speedup/out':>13}")
+            f"{'cores':>7}{'other':>7}  {'check':<6}{'speedup':>9}{'speedup/out':>13}")
     lines = []
     for (op, dtype, shape, threads), group in _sorted_groups(rows):
         cp = copy.get((dtype, shape))
         cp_txt = (f"copy {cp['median_ms']:.4g} ms = {cp['gbps']:.1f} GB/s"
+                  + (" !" if _disturbed(cp) else "")
                   if cp and _ok(cp) else "copy: not measured")
         lines += ["", f"{op}  {dtype}  {shape[0]}x{shape[1]}  threads={threads}"
                       f"   ({cp_txt})", head]
@@ -97,7 +103,12 @@ def table(rows):
             lines.append(
                 f"  {r['lib']:<20}{r['median_ms']:>11.4g}{r['best_ms']:>10.4g}"
                 f"{r['gbps']:>8.1f}{_fmt(r['ratio_to_copy'], '>8.2f')}"
-                f"{r['cpu_util']:>7.2f}  {flag:<6}{_times(plain, 9)}{_times(out, 13)}")
+                f"{r['cpu_util']:>7.2f}{_fmt(r.get('others'), '>6.2f')}"
+                f"{'!' if _disturbed(r) else ' '} {flag:<6}{_times(plain, 9)}"
+                f"{_times(out, 13)}")
+    if any(_disturbed(r) for r in rows):
+        lines += ["", f"! other processes kept more than {DISTURBED} cores busy while "
+                      "this row was timed, even after retries: treat it with care"]
     failures = [r for r in rows if str(r.get("check", "")).startswith("FAIL")]
     if failures:
         lines += ["", "CHECK FAILURES (results differ from the float64 NumPy reference):"]

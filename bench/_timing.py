@@ -1,9 +1,23 @@
 """Adaptive wall-clock timing of one zero-argument call."""
 
 import gc
+import os
 import time
 
 import numpy as np
+
+
+def machine_busy():
+    """Seconds all CPUs have spent busy (stolen by the hypervisor included)
+    since boot, from /proc/stat; None where that file does not exist."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    guest = sum(fields[8:10])  # already counted in user and nice
+    return (sum(fields) - idle - guest) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(call, min_time, min_reps, max_time):
@@ -18,9 +32,11 @@ def measure(call, min_time, min_reps, max_time):
     Returns
     -------
     stats : dict
-        ``median_ms``, ``best_ms``, ``p25_ms``, ``p75_ms``, ``reps`` and
+        ``median_ms``, ``best_ms``, ``p25_ms``, ``p75_ms``, ``reps``,
         ``cpu_util``: process CPU time over wall time while timing, i.e. the
-        number of cores the library really kept busy.
+        number of cores the library really kept busy, and ``others``: the
+        cores kept busy meanwhile by everything else on the machine (other
+        processes, the hypervisor; None if unknown, resolution 1/100 s).
     last : object
         What the last call returned.
     """
@@ -34,6 +50,7 @@ def measure(call, min_time, min_reps, max_time):
             last = call()
             warm += 1
         times = []
+        busy0 = machine_busy()
         cpu0 = time.process_time()
         t_start = time.perf_counter()
         while True:
@@ -47,6 +64,7 @@ def measure(call, min_time, min_reps, max_time):
             if elapsed >= max_time and len(times) >= 3:
                 break
         cpu = time.process_time() - cpu0
+        busy1 = machine_busy()
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -58,5 +76,6 @@ def measure(call, min_time, min_reps, max_time):
         "p75_ms": float(np.percentile(ms, 75)),
         "reps": len(times),
         "cpu_util": cpu / elapsed,
+        "others": None if busy0 is None else max(0.0, (busy1 - busy0 - cpu) / elapsed),
     }
     return stats, last

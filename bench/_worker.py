@@ -13,20 +13,41 @@ gives a row with ``status="error"``; neither stops the worker.
 
 import json
 import sys
+import time
 import traceback
 
 RESULT_PREFIX = "@@xentfast-bench@@ "
+# A row during which other processes kept more than this many cores busy is
+# timed again (up to RETRIES more times); the least disturbed attempt is kept.
+DISTURBED = 0.3
+RETRIES = 2
 
 
 def _error_text(exc):
     return f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
 
 
+def _least_disturbed(call, spec):
+    """``measure`` the call, again if other processes took cores meanwhile."""
+    from _timing import measure
+
+    best = None
+    for attempt in range(1, 2 + RETRIES):
+        stats, last = measure(call, spec["min_time"], spec["min_reps"],
+                              spec["max_time"])
+        if best is None or (stats["others"] or 0) < (best[0]["others"] or 0):
+            best = stats, last
+        if not (stats["others"] or 0) > DISTURBED:
+            break
+        time.sleep(0.5)  # let the other process's burst pass
+    best[0]["attempts"] = attempt
+    return best
+
+
 def run(spec):
     """Run every (dtype, shape, op, variant) of ``spec``; return the result dict."""
     import _libs
     from _inputs import Inputs, check
-    from _timing import measure
 
     lib = spec["lib"]
     out = {"lib": lib, "threads": spec["threads"], "status": "ok",
@@ -47,8 +68,7 @@ def run(spec):
                 print(f"  {variant} {op} {dtype} {n}x{c}", file=sys.stderr, flush=True)
                 try:
                     call, normalise = adapter.prepare(op, variant, inp)
-                    stats, last = measure(call, spec["min_time"], spec["min_reps"],
-                                          spec["max_time"])
+                    stats, last = _least_disturbed(call, spec)
                     row.update(stats)
                     if spec["check"] and normalise is not None:
                         row["check"], row["check_err"] = check(op, normalise(last), inp)
