@@ -4,7 +4,7 @@ The parent (``run.py``) starts one worker per library and thread count, with
 the thread environment variables (and CPU affinity) already set, so that no
 two OpenMP runtimes share a process. The spec holds ``lib``, ``threads``,
 ``dtypes``, ``shapes``, ``ops``, ``min_time``, ``min_reps``, ``max_time``,
-``check`` and ``seed``. The worker prints progress on stderr and, last, one
+``retries``, ``check`` and ``seed``. The worker prints progress on stderr and, last, one
 line ``RESULT_PREFIX + json`` on stdout:
 ``{"lib", "threads", "status", "reason", "info", "rows"}``.
 A library that fails to import gives ``status="missing"``; an op that raises
@@ -18,9 +18,9 @@ import traceback
 
 RESULT_PREFIX = "@@xentfast-bench@@ "
 # A row during which other processes kept more than this many cores busy is
-# timed again (up to RETRIES more times); the least disturbed attempt is kept.
+# timed again (up to spec["retries"] more times); the least disturbed attempt
+# is kept.
 DISTURBED = 0.3
-RETRIES = 2
 
 
 def _error_text(exc):
@@ -32,7 +32,7 @@ def _least_disturbed(call, spec):
     from _timing import measure
 
     best = None
-    for attempt in range(1, 2 + RETRIES):
+    for attempt in range(1, 2 + spec["retries"]):
         stats, last = measure(call, spec["min_time"], spec["min_reps"],
                               spec["max_time"])
         if best is None or (stats["others"] or 0) < (best[0]["others"] or 0):
