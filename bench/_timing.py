@@ -24,10 +24,11 @@ def measure(call, min_time, min_reps, max_time):
     """Time ``call()`` repeatedly and summarise.
 
     The call is warmed up first (JIT compilation, first touch of buffers,
-    allocator caches): at least 3 calls and 25% of ``min_time``. Then every call is timed on its own with
-    ``time.perf_counter`` until both ``min_reps`` calls and ``min_time``
-    seconds are reached; ``max_time`` stops a slow call early (after at
-    least 3 timed calls). The garbage collector is off meanwhile.
+    allocator caches): at least 3 calls and 25% of ``min_time``. Then every
+    call is timed on its own with ``time.perf_counter`` until both
+    ``min_reps`` calls and ``min_time`` seconds are reached; ``max_time``
+    stops a slow call early (after at least 3 timed calls). The garbage
+    collector is off meanwhile.
 
     Returns
     -------

@@ -4,8 +4,8 @@ The parent (``run.py``) starts one worker per library and thread count, with
 the thread environment variables (and CPU affinity) already set, so that no
 two OpenMP runtimes share a process. The spec holds ``lib``, ``threads``,
 ``dtypes``, ``shapes``, ``ops``, ``min_time``, ``min_reps``, ``max_time``,
-``retries``, ``check`` and ``seed``. The worker prints progress on stderr and, last, one
-line ``RESULT_PREFIX + json`` on stdout:
+``retries``, ``check`` and ``seed``. The worker prints progress on stderr
+and, last, one line ``RESULT_PREFIX + json`` on stdout:
 ``{"lib", "threads", "status", "reason", "info", "rows"}``.
 A library that fails to import gives ``status="missing"``; an op that raises
 gives a row with ``status="error"``; neither stops the worker.
