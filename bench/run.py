@@ -75,7 +75,8 @@ def parse_args(argv=None):
                    help="do not restrict runs with fewer threads than CPUs to that "
                         "many CPUs (affinity)")
     p.add_argument("--min-time", type=float,
-                   help="seconds of timed calls per row (default 0.4; --quick 0.1)")
+                   help=f"seconds of timed calls per row (default {MODES['full'][0]}; "
+                        f"--quick {MODES['quick'][0]})")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--load", metavar="JSON",
                    help="print the tables and draw the plot of a saved run; no timing")
