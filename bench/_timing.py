@@ -24,7 +24,7 @@ def measure(call, min_time, min_reps, max_time):
     """Time ``call()`` repeatedly and summarise.
 
     The call is warmed up first (JIT compilation, first touch of buffers,
-    allocator caches): at least 3 calls and 25% of ``min_time``. Then every
+    allocator caches): at least 2 calls and 25% of ``min_time``. Then every
     call is timed on its own with ``time.perf_counter`` until both
     ``min_reps`` calls and ``min_time`` seconds are reached; ``max_time``
     stops a slow call early (after at least 3 timed calls). The garbage
@@ -34,6 +34,7 @@ def measure(call, min_time, min_reps, max_time):
     -------
     stats : dict
         ``median_ms``, ``best_ms``, ``p25_ms``, ``p75_ms``, ``reps``,
+        ``seconds`` (warm-up included),
         ``cpu_util``: process CPU time over wall time while timing, i.e. the
         number of cores the library really kept busy, and ``others``: the
         cores kept busy meanwhile by everything else on the machine (other
@@ -47,7 +48,7 @@ def measure(call, min_time, min_reps, max_time):
         start = time.perf_counter()
         last = call()
         warm = 1
-        while warm < 3 or time.perf_counter() - start < 0.25 * min_time:
+        while warm < 2 or time.perf_counter() - start < 0.25 * min_time:
             last = call()
             warm += 1
         times = []
@@ -76,6 +77,7 @@ def measure(call, min_time, min_reps, max_time):
         "p25_ms": float(np.percentile(ms, 25)),
         "p75_ms": float(np.percentile(ms, 75)),
         "reps": len(times),
+        "seconds": time.perf_counter() - start,
         "cpu_util": cpu / elapsed,
         "others": None if busy0 is None else max(0.0, (busy1 - busy0 - cpu) / elapsed),
     }

@@ -39,7 +39,7 @@ FIXED_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 JAX_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 # Timing per (op, dtype, shape, lib):
 # (min_time s, min_reps, max_time s, retries of disturbed rows, worker timeout s)
-MODES = {"quick": (0.12, 5, 0.6, 1, 120), "full": (0.4, 15, 4.0, 2, 1800)}
+MODES = {"quick": (0.12, 5, 0.6, 1, 120), "full": (0.4, 10, 2.0, 2, 1800)}
 
 
 def available_cpus():
