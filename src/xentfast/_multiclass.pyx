@@ -20,8 +20,9 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
-from ._rows cimport (row_exp, row_max, row_scale_sub, row_softcap,
-                     row_softcap_grad, row_sum_others, row_target_dot)
+from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp, row_max,
+                     row_scale_sub, row_softcap, row_softcap_grad, row_sum_others,
+                     row_target_dot, tile_exp, tile_load, tile_max, tile_store)
 
 
 cdef inline const floating* ptr_or_null(const floating[::1] v) noexcept:
@@ -35,6 +36,69 @@ def first_invalid_label(const int64_t[::1] y, int64_t n_classes, int64_t ignore_
         if (y[i] < 0 or y[i] >= n_classes) and y[i] != ignore_index:
             return i
     return -1
+
+
+cdef inline double label_row(double x_y, double m, double others, double l1p, double dot,
+                             double w_sum, double w_y, double s, double eps,
+                             double z_loss, double grad_scale, Py_ssize_t c,
+                             double *a, double *b, double *at_target) noexcept nogil:
+    """Loss of one row with integer label y, and its gradient coefficients.
+
+    Inputs: x_y = x[y] - m, m = max of the row, others = sum of exp(x - m)
+    but one max term, l1p = log1p(others), dot = sum_c w_c (x_c - m) and w_sum = sum_c w_c (only
+    used with label smoothing), w_y = weight[y], s = sample weight.  The
+    gradient row is then  a * exp(x - m) - b * w - at_target * [j == y].
+    """
+    cdef double lse = m + l1p, eps_c = eps / c
+    s_g = s * grad_scale
+    a[0] = s_g * ((1 - eps) * w_y + eps_c * w_sum + 2 * z_loss * lse) / (1 + others)
+    b[0] = s_g * eps_c
+    at_target[0] = s_g * (1 - eps) * w_y
+    return s * ((1 - eps) * w_y * (l1p - x_y) + eps_c * (w_sum * l1p - dot)
+                + z_loss * lse * lse)
+
+
+cdef void label_tile(const floating *x, const int64_t *y, Py_ssize_t nr, Py_ssize_t c,
+                     const floating *w, const floating *sw, int64_t ignore_index,
+                     double z_loss, double grad_scale, double *loss,
+                     floating *g) noexcept nogil:
+    """Rows [0, nr) of a tile, nr <= XF_LANES, c <= TILE_MAX_CLASSES; no label
+    smoothing or softcap.  g may be NULL (no gradient) or x."""
+    cdef floating tile[TILE_SIZE]
+    cdef floating m[XF_LANES]
+    cdef floating others[XF_LANES]
+    cdef floating l1p[XF_LANES]
+    cdef floating a[XF_LANES]
+    cdef floating b[XF_LANES]
+    cdef floating zero[XF_LANES]
+    cdef double x_y[XF_LANES]
+    cdef double at_y[XF_LANES]
+    cdef double ak, bk
+    cdef Py_ssize_t k
+    tile_load(x, c, nr, tile)
+    tile_max(tile, c, m)
+    for k in range(nr):
+        if y[k] != ignore_index:
+            x_y[k] = x[k * c + y[k]] - m[k]
+    tile_exp(tile, c, m, tile, others, l1p)
+    for k in range(XF_LANES):
+        zero[k] = 0
+        a[k] = 0
+        b[k] = 0
+        at_y[k] = 0
+    for k in range(nr):
+        if y[k] == ignore_index:
+            loss[k] = 0.0
+            continue
+        loss[k] = label_row(x_y[k], m[k], others[k], l1p[k], 0.0, 0.0,
+                            w[y[k]] if w != NULL else 1.0, sw[k] if sw != NULL else 1.0,
+                            0.0, z_loss, grad_scale, c, &ak, &bk, &at_y[k])
+        a[k] = <floating>ak
+    if g != NULL:
+        tile_store(tile, c, nr, a, zero, b, NULL, g)
+        for k in range(nr):
+            if y[k] != ignore_index:
+                g[k * c + y[k]] -= <floating>at_y[k]
 
 
 def cross_entropy_labels(
@@ -51,7 +115,7 @@ def cross_entropy_labels(
         floating[:, ::1] grad,                 # OUT (N, C) or None; may be x
         floating[:, ::1] scratch):             # (threads, C)
     cdef:
-        Py_ssize_t n = x.shape[0], c = x.shape[1], i
+        Py_ssize_t n = x.shape[0], c = x.shape[1], i, r0
         int64_t yi
         const floating *w = ptr_or_null(weight)
         const floating *sw = ptr_or_null(sample_weight)
@@ -59,8 +123,16 @@ def cross_entropy_labels(
         const floating *src
         floating *e
         floating m
-        double eps = label_smoothing, eps_c = label_smoothing / c if c else 0.0
-        double others, l1p, lse, x_y, w_y, s, dot, w_sum, a
+        double eps = label_smoothing
+        double others, x_y, dot, w_sum, a, b, at_y
+    if c <= TILE_MAX_CLASSES and eps == 0 and softcap == 0:
+        for i in prange((n + XF_LANES - 1) // XF_LANES, nogil=True, schedule="static",
+                        use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+            r0 = i * XF_LANES
+            label_tile(&x[r0, 0], &y[r0], min(<Py_ssize_t>XF_LANES, n - r0), c, w,
+                       sw + r0 if sw != NULL else NULL, ignore_index, z_loss, grad_scale,
+                       &loss[r0], g0 + r0 * c if g0 != NULL else NULL)
+        return
     for i in prange(n, nogil=True, schedule="static",
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         yi = y[i]
@@ -83,17 +155,12 @@ def cross_entropy_labels(
             dot = row_target_dot(src, c, m, NULL, w, 0, 1, &w_sum)
         row_exp(src, c, m, e)
         others = row_sum_others(e, c)
-        l1p = log1p(others)
-        lse = m + l1p
-        w_y = w[yi] if w != NULL else 1.0
-        s = sw[i] if sw != NULL else 1.0
-        loss[i] = s * ((1 - eps) * w_y * (l1p - x_y)
-                       + eps_c * (w_sum * l1p - dot) + z_loss * lse * lse)
+        loss[i] = label_row(x_y, m, others, log1p(others), dot, w_sum, w[yi] if w != NULL else 1.0,
+                            sw[i] if sw != NULL else 1.0, eps, z_loss, grad_scale, c,
+                            &a, &b, &at_y)
         if g0 != NULL:
-            s = s * grad_scale
-            a = s * ((1 - eps) * w_y + eps_c * w_sum + 2 * z_loss * lse) / (1 + others)
-            row_scale_sub(e, c, <floating>a, <floating>(s * eps_c), NULL, w, 0, 1)
-            e[yi] = e[yi] - <floating>(s * (1 - eps) * w_y)
+            row_scale_sub(e, c, <floating>a, <floating>b, NULL, w, 0, 1)
+            e[yi] = e[yi] - <floating>at_y
             if softcap > 0:
                 row_softcap_grad(e, c, &scratch[threadid(), 0], <floating>softcap)
 

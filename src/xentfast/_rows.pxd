@@ -6,6 +6,19 @@
 from cython cimport floating
 
 cdef extern from "_xf_rows.h" nogil:
+    enum: XF_LANES
+    void xf_tile_load_f32(const float *x, Py_ssize_t c, Py_ssize_t nr, float *tile)
+    void xf_tile_load_f64(const double *x, Py_ssize_t c, Py_ssize_t nr, double *tile)
+    void xf_tile_max_f32(const float *tile, Py_ssize_t c, float *m)
+    void xf_tile_max_f64(const double *tile, Py_ssize_t c, double *m)
+    void xf_tile_exp_f32(const float *tile, Py_ssize_t c, const float *m, float *out,
+                         float *others, float *l1p)
+    void xf_tile_exp_f64(const double *tile, Py_ssize_t c, const double *m, double *out,
+                         double *others, double *l1p)
+    void xf_tile_store_f32(const float *tile, Py_ssize_t c, Py_ssize_t nr, const float *a,
+                           const float *s, const float *b, const float *w, float *g)
+    void xf_tile_store_f64(const double *tile, Py_ssize_t c, Py_ssize_t nr, const double *a,
+                           const double *s, const double *b, const double *w, double *g)
     float xf_row_max_f32(const float *x, Py_ssize_t n)
     double xf_row_max_f64(const double *x, Py_ssize_t n)
     void xf_row_exp_f32(const float *x, Py_ssize_t n, float shift, float *out)
@@ -96,3 +109,42 @@ cdef inline void row_softcap_grad(floating *g, Py_ssize_t n, const floating *cap
         xf_row_softcap_grad_f32(g, n, capped, cap)
     else:
         xf_row_softcap_grad_f64(g, n, capped, cap)
+
+
+# Tiles: XF_LANES rows with few classes, transposed so loops run across rows.
+# A kernel takes this path when C <= TILE_MAX_CLASSES.
+cdef enum:
+    TILE_MAX_CLASSES = 32
+    TILE_SIZE = XF_LANES * TILE_MAX_CLASSES
+
+
+cdef inline void tile_load(const floating *x, Py_ssize_t c, Py_ssize_t nr,
+                           floating *tile) noexcept nogil:
+    if floating is float:
+        xf_tile_load_f32(x, c, nr, tile)
+    else:
+        xf_tile_load_f64(x, c, nr, tile)
+
+
+cdef inline void tile_max(const floating *tile, Py_ssize_t c, floating *m) noexcept nogil:
+    if floating is float:
+        xf_tile_max_f32(tile, c, m)
+    else:
+        xf_tile_max_f64(tile, c, m)
+
+
+cdef inline void tile_exp(const floating *tile, Py_ssize_t c, const floating *m,
+                          floating *out, floating *others, floating *l1p) noexcept nogil:
+    if floating is float:
+        xf_tile_exp_f32(tile, c, m, out, others, l1p)
+    else:
+        xf_tile_exp_f64(tile, c, m, out, others, l1p)
+
+
+cdef inline void tile_store(const floating *tile, Py_ssize_t c, Py_ssize_t nr,
+                            const floating *a, const floating *s, const floating *b,
+                            const floating *w, floating *g) noexcept nogil:
+    if floating is float:
+        xf_tile_store_f32(tile, c, nr, a, s, b, w, g)
+    else:
+        xf_tile_store_f64(tile, c, nr, a, s, b, w, g)

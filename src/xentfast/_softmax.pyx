@@ -1,14 +1,59 @@
 # Kernels of the softmax family over C-contiguous (rows, classes) arrays.
 #
 # No validation or allocation here: softmax.py checks the inputs and
-# allocates `out` and the per-thread `scratch` rows ((threads, C)).  One row
-# is handled at a time, so it is read from memory once.
+# allocates `out` and the per-thread `scratch` rows ((threads, C)).  A row is
+# read from memory once.  Rows with few classes go through tiles of XF_LANES
+# rows (see _rows.pxd) so that the vector loops run across rows.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport log1p, INFINITY
 
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
-from ._rows cimport row_exp, row_max, row_scale_sub, row_sub, row_sum_others
+from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp, row_max,
+                     row_scale_sub, row_sub, row_sum_others, tile_exp, tile_load,
+                     tile_max, tile_store)
+
+
+cdef enum Op:
+    LOG_SOFTMAX, SOFTMAX
+
+
+cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
+                    floating *out) noexcept nogil:
+    """log_softmax or softmax of nr <= XF_LANES rows with c <= TILE_MAX_CLASSES."""
+    cdef floating tile[TILE_SIZE]
+    cdef floating e[TILE_SIZE]
+    cdef floating m[XF_LANES]
+    cdef floating others[XF_LANES]
+    cdef floating l1p[XF_LANES]
+    cdef floating a[XF_LANES]
+    cdef floating b[XF_LANES]
+    cdef floating zero[XF_LANES]
+    cdef Py_ssize_t k
+    tile_load(x, c, nr, tile)
+    tile_max(tile, c, m)
+    tile_exp(tile, c, m, e, others, l1p)
+    for k in range(XF_LANES):
+        zero[k] = 0
+        if op == LOG_SOFTMAX:   # (x - m) - log1p(others)
+            a[k] = 1
+            b[k] = l1p[k]
+        else:                   # e / (1 + others)
+            a[k] = <floating>(1.0 / (1.0 + others[k]))
+            b[k] = 0
+    if op == LOG_SOFTMAX:
+        tile_store(tile, c, nr, a, m, b, NULL, out)
+    else:
+        tile_store(e, c, nr, a, zero, b, NULL, out)
+
+
+cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], blk
+    cdef Py_ssize_t n_blocks = (n + XF_LANES - 1) // XF_LANES
+    for blk in prange(n_blocks, nogil=True, schedule="static",
+                      use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+        tile_rows(op, &x[blk * XF_LANES, 0], c, min(<Py_ssize_t>XF_LANES, n - blk * XF_LANES),
+                  &out[blk * XF_LANES, 0])
 
 
 def log_softmax(const floating[:, ::1] x,     # IN (N, C)
@@ -17,6 +62,9 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
     cdef double others
+    if c <= TILE_MAX_CLASSES:
+        tiled(LOG_SOFTMAX, x, out)
+        return
     for i in prange(n, nogil=True, schedule="static",
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
@@ -31,6 +79,9 @@ def softmax(const floating[:, ::1] x,         # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
     cdef double others
+    if c <= TILE_MAX_CLASSES:
+        tiled(SOFTMAX, x, out)
+        return
     for i in prange(n, nogil=True, schedule="static",
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)

@@ -13,20 +13,27 @@
 #include <stddef.h>
 #include "_xf_simd.h"
 
+/* Rows per tile in the small-C kernels. */
+#define XF_LANES 16
+
 #define XF_T float
 #define XF_NAME(f) f##_f32
 #define XF_EXP xf_expf
+#define XF_LOG1P xf_log1pf
 #include "_xf_rows_impl.h"
 #undef XF_T
 #undef XF_NAME
 #undef XF_EXP
+#undef XF_LOG1P
 
 #define XF_T double
 #define XF_NAME(f) f##_f64
 #define XF_EXP xf_exp
+#define XF_LOG1P xf_log1p
 #include "_xf_rows_impl.h"
 #undef XF_T
 #undef XF_NAME
 #undef XF_EXP
+#undef XF_LOG1P
 
 #endif

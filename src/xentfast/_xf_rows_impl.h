@@ -93,3 +93,80 @@ static XF_MULTIVERSION void XF_NAME(xf_row_softcap_grad)(
         g[j] = g[j] * ((XF_T)1 - u * u);
     }
 }
+
+/* ---- Tiles: a block of XF_LANES rows with few classes, row k in lane k ----
+ * For small C a row is shorter than a vector, so the row loops above would
+ * run their scalar remainder; instead the tile holds the block transposed
+ * (tile[j * XF_LANES + k] = row k, class j) and every loop runs across rows.
+ */
+
+/* tile[j, k] = x[k * C + j] for the nr <= XF_LANES rows of x; lanes past nr
+ * are filled with 0 so that every later loop runs over full vectors. */
+static XF_MULTIVERSION void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
+                                                 Py_ssize_t nr, XF_T *tile)
+{
+    for (Py_ssize_t j = 0; j < c; j++)
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < nr; k++)
+            tile[j * XF_LANES + k] = x[k * c + j];
+    for (Py_ssize_t k = nr; k < XF_LANES; k++)
+        for (Py_ssize_t j = 0; j < c; j++)
+            tile[j * XF_LANES + k] = 0;
+}
+
+/* m[k] = max over the classes of lane k (NaNs skipped, as in xf_row_max). */
+static XF_MULTIVERSION void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c, XF_T *m)
+{
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++)
+        m[k] = -INFINITY;
+    for (Py_ssize_t j = 0; j < c; j++) {
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+            XF_T v = tile[j * XF_LANES + k];
+            m[k] = v > m[k] ? v : m[k];
+        }
+    }
+}
+
+/* out = exp(tile - m), lane by lane (out may be tile); others[k] as
+ * xf_row_sum_others for lane k, and l1p[k] = log1p(others[k]). */
+static XF_MULTIVERSION void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
+                                                const XF_T *m, XF_T *out,
+                                                XF_T *others, XF_T *l1p)
+{
+    double rest[XF_LANES], ones[XF_LANES];
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++)
+        rest[k] = ones[k] = 0.0;
+    for (Py_ssize_t j = 0; j < c; j++) {
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+            XF_T e = XF_EXP(tile[j * XF_LANES + k] - m[k]);
+            int is_one = e == (XF_T)1;
+            out[j * XF_LANES + k] = e;
+            rest[k] += is_one ? 0.0 : (double)e;
+            ones[k] += is_one ? 1.0 : 0.0;
+        }
+    }
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+        others[k] = (XF_T)(rest[k] + (ones[k] - 1.0));
+        l1p[k] = XF_LOG1P(others[k]);
+    }
+}
+
+/* g[k * C + j] = (a[k] * tile[j, k] - s[k]) - b[k] * (w ? w[j] : 1) for the
+ * rows k < nr (g row-major, so this transposes back). */
+static XF_MULTIVERSION void XF_NAME(xf_tile_store)(const XF_T *tile, Py_ssize_t c,
+                                                  Py_ssize_t nr, const XF_T *a,
+                                                  const XF_T *s, const XF_T *b,
+                                                  const XF_T *w, XF_T *g)
+{
+    for (Py_ssize_t j = 0; j < c; j++) {
+        XF_T wj = w ? w[j] : (XF_T)1;
+        XF_SIMD
+        for (Py_ssize_t k = 0; k < nr; k++)
+            g[k * c + j] = (a[k] * tile[j * XF_LANES + k] - s[k]) - b[k] * wj;
+    }
+}

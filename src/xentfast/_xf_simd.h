@@ -13,6 +13,7 @@
 #define XF_SIMD_H
 
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
@@ -93,6 +94,70 @@ static inline __attribute__((always_inline)) double xf_exp(double x)
     memcpy(&s1, &b1, 8);
     memcpy(&s2, &b2, 8);
     return p * s1 * s2;
+}
+
+/* log1p(x) for double, branch-free so that it vectorises.  u = 1 + x is
+ * split as 2^k * f with f in [sqrt(1/2), sqrt(2)); log f = 2 atanh(s),
+ * s = (f - 1) / (f + 1), by its odd series; the rounding error of 1 + x is
+ * added back as (x - (u - 1)) / u.  -1 -> -inf, < -1 -> NaN, inf -> inf. */
+static inline __attribute__((always_inline)) double xf_log1p(double x)
+{
+    double u = 1.0 + x;
+    int64_t bits;
+    memcpy(&bits, &u, 8);
+    int64_t k = ((bits >> 52) & 0x7ff) - 1023;
+    int64_t mant = (bits & 0x000fffffffffffffLL) | 0x3ff0000000000000LL;
+    double f;
+    memcpy(&f, &mant, 8);
+    int big = f > 1.4142135623730951;
+    f = big ? 0.5 * f : f;
+    k = big ? k + 1 : k;
+    double s = (f - 1.0) / (f + 1.0), s2 = s * s;
+    double p = 2.0 / 23;
+    p = p * s2 + 2.0 / 21;
+    p = p * s2 + 2.0 / 19;
+    p = p * s2 + 2.0 / 17;
+    p = p * s2 + 2.0 / 15;
+    p = p * s2 + 2.0 / 13;
+    p = p * s2 + 2.0 / 11;
+    p = p * s2 + 2.0 / 9;
+    p = p * s2 + 2.0 / 7;
+    p = p * s2 + 2.0 / 5;
+    p = p * s2 + 2.0 / 3;
+    p = p * s2 + 2.0;
+    double kd = (double)k;
+    double r = kd * 6.93147180369123816490e-01
+             + (s * p + (kd * 1.90821492927058770002e-10 + (x - (u - 1.0)) / u));
+    r = u == INFINITY ? INFINITY : r;
+    r = u == 0.0 ? -INFINITY : r;
+    return u < 0.0 || x != x ? NAN : r;
+}
+
+/* log1p(x) for float: the same scheme in float, shorter series. */
+static inline __attribute__((always_inline)) float xf_log1pf(float x)
+{
+    float u = 1.0f + x;
+    int32_t bits;
+    memcpy(&bits, &u, 4);
+    int32_t k = ((bits >> 23) & 0xff) - 127;
+    int32_t mant = (bits & 0x007fffff) | 0x3f800000;
+    float f;
+    memcpy(&f, &mant, 4);
+    int big = f > 1.41421356f;
+    f = big ? 0.5f * f : f;
+    k = big ? k + 1 : k;
+    float s = (f - 1.0f) / (f + 1.0f), s2 = s * s;
+    float p = 2.0f / 11;
+    p = p * s2 + 2.0f / 9;
+    p = p * s2 + 2.0f / 7;
+    p = p * s2 + 2.0f / 5;
+    p = p * s2 + 2.0f / 3;
+    p = p * s2 + 2.0f;
+    float kf = (float)k;
+    float r = kf * 0.693359375f + (s * p + (kf * -2.12194440e-4f + (x - (u - 1.0f)) / u));
+    r = u == INFINITY ? INFINITY : r;
+    r = u == 0.0f ? -INFINITY : r;
+    return u < 0.0f || x != x ? NAN : r;
 }
 
 #endif
