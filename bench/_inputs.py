@@ -37,11 +37,6 @@ class Inputs:
             self._t = (self._rng(2).random((self.n, self.c)) < 0.5).astype(self.dtype)
         return self._t
 
-    @property
-    def nbytes_moved(self):
-        """Bytes of the "read logits, write gradient" model: 2 * N * C * itemsize."""
-        return 2 * self.x.size * self.dtype.itemsize
-
     def reference(self, op):
         """``(loss, array)`` of ``op`` computed in float64 from the same inputs."""
         if op not in self._ref:

@@ -9,8 +9,14 @@ from _worker import DISTURBED
 XF = "xentfast"
 
 
-def _key(row):
-    return (row["op"], row["dtype"], tuple(row["shape"]))
+def _groups(rows):
+    """The timed rows (copies aside) by (op, dtype, shape, threads)."""
+    groups = {}
+    for r in rows:
+        if r["op"] != "copy":
+            key = (r["op"], r["dtype"], tuple(r["shape"]), r["threads"])
+            groups.setdefault(key, []).append(r)
+    return groups
 
 
 def _ok(row):
@@ -28,10 +34,6 @@ def derive(rows):
     """
     copy = {(r["dtype"], tuple(r["shape"])): r["median_ms"]
             for r in rows if r["op"] == "copy" and _ok(r)}
-    groups = {}
-    for r in rows:
-        if r["op"] != "copy":
-            groups.setdefault(_key(r) + (r["threads"],), []).append(r)
     for r in rows:
         if not _ok(r):
             continue
@@ -40,7 +42,7 @@ def derive(rows):
         r["gbps"] = nbytes / (r["median_ms"] * 1e-3) / 1e9
         ref = copy.get((r["dtype"], tuple(r["shape"])))
         r["ratio_to_copy"] = r["median_ms"] / ref if ref else None
-    for group in groups.values():
+    for group in _groups(rows).values():
         xfs = [r for r in group if r["lib"].startswith(XF) and _ok(r)]
         peers = [r for r in group if not r["lib"].startswith(XF) and _ok(r)]
         for p in peers:
@@ -68,12 +70,8 @@ def _order(row):
 
 
 def _sorted_groups(rows):
-    groups = {}
-    for r in rows:
-        if r["op"] != "copy":
-            groups.setdefault(_key(r) + (r["threads"],), []).append(r)
     ops = [r["op"] for r in rows]
-    return sorted(groups.items(), key=lambda kv: (ops.index(kv[0][0]), kv[0][1],
+    return sorted(_groups(rows).items(), key=lambda kv: (ops.index(kv[0][0]), kv[0][1],
                                                  kv[0][2][1], kv[0][2][0], kv[0][3]))
 
 
