@@ -270,7 +270,7 @@ def main(argv=None):
             data = json.load(f)
     else:
         data = measure_all(args, parser)
-        _report.derive(data["rows"])
+    _report.derive(data["rows"])
     print(_report.table(data["rows"]))
     print(_report.summary(data["rows"]))
     print("Workers:")
