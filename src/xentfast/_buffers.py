@@ -7,4 +7,4 @@ from . import _openmp
 def scratch_rows(n_classes, dtype):
     """One row of `n_classes` per OpenMP thread, for exps a kernel must not
     write into its output."""
-    return np.empty((_openmp.max_threads(), max(n_classes, 1)), dtype=dtype)
+    return np.empty((_openmp.get_threads(), max(n_classes, 1)), dtype=dtype)

@@ -21,10 +21,8 @@ cdef extern from "_xf_rows.h" nogil:
                            const double *s, const double *b, const double *w, double *g)
     float xf_row_max_f32(const float *x, Py_ssize_t n)
     double xf_row_max_f64(const double *x, Py_ssize_t n)
-    void xf_row_exp_f32(const float *x, Py_ssize_t n, float shift, float *out)
-    void xf_row_exp_f64(const double *x, Py_ssize_t n, double shift, double *out)
-    double xf_row_sum_others_f32(const float *e, Py_ssize_t n)
-    double xf_row_sum_others_f64(const double *e, Py_ssize_t n)
+    double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e)
+    double xf_row_exp_sum_f64(const double *x, Py_ssize_t n, double m, double *e)
     double xf_row_target_dot_f32(const float *x, Py_ssize_t n, float shift,
                                  const float *t, const float *w,
                                  float t_scale, float t_add, double *c_sum)
@@ -40,10 +38,12 @@ cdef extern from "_xf_rows.h" nogil:
     void xf_row_sub_f32(const float *x, Py_ssize_t n, float shift1, float shift2, float *out)
     void xf_row_sub_f64(const double *x, Py_ssize_t n, double shift1, double shift2,
                         double *out)
-    void xf_row_softcap_f32(const float *x, Py_ssize_t n, float cap, float *out)
-    void xf_row_softcap_f64(const double *x, Py_ssize_t n, double cap, double *out)
-    void xf_row_softcap_grad_f32(float *g, Py_ssize_t n, const float *capped, float cap)
-    void xf_row_softcap_grad_f64(double *g, Py_ssize_t n, const double *capped, double cap)
+    void xf_row_softcap_f32(const float *x, Py_ssize_t n, float cap, float *out,
+                            float *slope)
+    void xf_row_softcap_f64(const double *x, Py_ssize_t n, double cap, double *out,
+                            double *slope)
+    void xf_row_mul_f32(float *g, Py_ssize_t n, const float *slope)
+    void xf_row_mul_f64(double *g, Py_ssize_t n, const double *slope)
 
 
 cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
@@ -53,19 +53,12 @@ cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
         return xf_row_max_f64(x, n)
 
 
-cdef inline void row_exp(const floating *x, Py_ssize_t n, floating shift,
-                         floating *out) noexcept nogil:
+cdef inline double row_exp_sum(const floating *x, Py_ssize_t n, floating m,
+                               floating *e) noexcept nogil:
     if floating is float:
-        xf_row_exp_f32(x, n, shift, out)
+        return xf_row_exp_sum_f32(x, n, m, e)
     else:
-        xf_row_exp_f64(x, n, shift, out)
-
-
-cdef inline double row_sum_others(const floating *e, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return xf_row_sum_others_f32(e, n)
-    else:
-        return xf_row_sum_others_f64(e, n)
+        return xf_row_exp_sum_f64(x, n, m, e)
 
 
 cdef inline double row_target_dot(const floating *x, Py_ssize_t n, floating shift,
@@ -96,19 +89,18 @@ cdef inline void row_sub(const floating *x, Py_ssize_t n, floating shift1,
 
 
 cdef inline void row_softcap(const floating *x, Py_ssize_t n, floating cap,
-                             floating *out) noexcept nogil:
+                             floating *out, floating *slope) noexcept nogil:
     if floating is float:
-        xf_row_softcap_f32(x, n, cap, out)
+        xf_row_softcap_f32(x, n, cap, out, slope)
     else:
-        xf_row_softcap_f64(x, n, cap, out)
+        xf_row_softcap_f64(x, n, cap, out, slope)
 
 
-cdef inline void row_softcap_grad(floating *g, Py_ssize_t n, const floating *capped,
-                                  floating cap) noexcept nogil:
+cdef inline void row_mul(floating *g, Py_ssize_t n, const floating *slope) noexcept nogil:
     if floating is float:
-        xf_row_softcap_grad_f32(g, n, capped, cap)
+        xf_row_mul_f32(g, n, slope)
     else:
-        xf_row_softcap_grad_f64(g, n, capped, cap)
+        xf_row_mul_f64(g, n, slope)
 
 
 # Tiles: XF_LANES rows with few classes, transposed so loops run across rows.

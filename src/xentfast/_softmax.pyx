@@ -4,13 +4,17 @@
 # allocates `out` and the per-thread `scratch` rows ((threads, C)).  A row is
 # read from memory once.  Rows with few classes go through tiles of XF_LANES
 # rows (see _rows.pxd) so that the vector loops run across rows.
+# A kernel with per-thread `scratch` rows runs exactly scratch.shape[0]
+# threads, so threadid() always has a row even if another Python thread
+# changes the thread count meanwhile.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport log1p, INFINITY
 
+from ._openmp cimport n_threads
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
-from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp, row_max,
-                     row_scale_sub, row_sub, row_sum_others, tile_exp, tile_load,
+from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+                     row_scale_sub, row_sub, tile_exp, tile_load,
                      tile_max, tile_store)
 
 
@@ -50,7 +54,7 @@ cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
 cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], blk
     cdef Py_ssize_t n_blocks = (n + XF_LANES - 1) // XF_LANES
-    for blk in prange(n_blocks, nogil=True, schedule="static",
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads(),
                       use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         tile_rows(op, &x[blk * XF_LANES, 0], c, min(<Py_ssize_t>XF_LANES, n - blk * XF_LANES),
                   &out[blk * XF_LANES, 0])
@@ -65,12 +69,11 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
     if c <= TILE_MAX_CLASSES:
         tiled(LOG_SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static",
+    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         # exps go to scratch: out may be x, and x is still needed below
-        row_exp(&x[i, 0], c, m, &scratch[threadid(), 0])
-        others = row_sum_others(&scratch[threadid(), 0], c)
+        others = row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0])
         row_sub(&x[i, 0], c, m, <floating>log1p(others), &out[i, 0])
 
 
@@ -82,11 +85,10 @@ def softmax(const floating[:, ::1] x,         # IN (N, C)
     if c <= TILE_MAX_CLASSES:
         tiled(SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static",
+    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
-        row_exp(&x[i, 0], c, m, &out[i, 0])
-        others = row_sum_others(&out[i, 0], c)
+        others = row_exp_sum(&x[i, 0], c, m, &out[i, 0])
         row_scale_sub(&out[i, 0], c, <floating>(1.0 / (1.0 + others)), 0,
                       NULL, NULL, 0, 0)
 
@@ -97,7 +99,7 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j
     cdef floating m
     cdef double others
-    for i in prange(n, nogil=True, schedule="static",
+    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         if m == -INFINITY:
@@ -106,6 +108,5 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
             for j in range(c):
                 out[i] = out[i] + x[i, j]
             continue
-        row_exp(&x[i, 0], c, m, &scratch[threadid(), 0])
-        others = row_sum_others(&scratch[threadid(), 0], c)
+        others = row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0])
         out[i] = m + log1p(others)

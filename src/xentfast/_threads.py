@@ -1,4 +1,4 @@
-"""Thread control: one OpenMP thread pool, shared with threadpoolctl."""
+"""Thread control, process-wide, in step with threadpoolctl."""
 import contextlib
 import operator
 
@@ -6,37 +6,43 @@ from . import _openmp
 
 
 def get_num_threads():
-    """Number of threads the kernels use (OpenMP's ``omp_get_max_threads``).
+    """Number of threads the kernels use.
 
-    Defaults to ``OMP_NUM_THREADS``, else the number of cores; threadpoolctl
-    limits show here too.
+    The value given to `set_num_threads`, else OpenMP's (``OMP_NUM_THREADS``,
+    else the number of cores, or what threadpoolctl limits it to).
     """
-    return _openmp.max_threads()
+    return _openmp.get_threads()
 
 
-def set_num_threads(n):
-    """Set the number of threads the kernels use, for the whole process.
-
-    Parameters
-    ----------
-    n : int
-        At least 1.  Results are bitwise identical for every value.
-    """
+def _check(n):
     try:
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"n must be an integer; got {n!r}") from None
     if n < 1:
         raise ValueError(f"n must be at least 1; got {n}")
-    _openmp.set_max_threads(n)
+    return n
+
+
+def set_num_threads(n):
+    """Set the number of threads the kernels use, for every thread of the process.
+
+    Parameters
+    ----------
+    n : int
+        At least 1.  Results are bitwise identical for every value.
+    """
+    _openmp.pin_threads(_check(n))
 
 
 @contextlib.contextmanager
 def num_threads(n):
-    """Context manager: run the block with `n` threads, then restore."""
-    previous = get_num_threads()
-    set_num_threads(n)
+    """Context manager: run the block with `n` threads, then restore the
+    previous setting (including "follow OpenMP/threadpoolctl")."""
+    n = _check(n)
+    previous = _openmp.save_state()
+    _openmp.pin_threads(n)
     try:
         yield
     finally:
-        set_num_threads(previous)
+        _openmp.restore_state(previous)

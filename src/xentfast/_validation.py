@@ -4,6 +4,7 @@ Everything the compiled kernels assume (dtypes, contiguity, shapes, label
 range, writeable outputs that do not overlap the inputs) is established here,
 before any kernel runs, so a bad call raises without touching an output.
 """
+import math
 import operator
 
 import numpy as np
@@ -71,7 +72,7 @@ def class_rows(x, axis, name):
     row_shape = x.shape[:axis] + x.shape[axis + 1:]
     if axis != x.ndim - 1:
         x = np.ascontiguousarray(np.moveaxis(x, axis, -1))
-    return x.reshape(-1, x.shape[-1]), row_shape, axis
+    return x.reshape(math.prod(row_shape), x.shape[-1]), row_shape, axis
 
 
 def check_out(out, shape, dtype, name, inputs=(), may_be=None):
@@ -137,7 +138,8 @@ def row_vector(v, row_shape, dtype, name):
 
 
 def labels(target, row_shape, n_classes, ignore_index, name="target"):
-    """Integer labels as a flat int64 array, each in [0, n_classes) or ignore_index."""
+    """Integer labels as a flat int64 array, each in [0, n_classes) or
+    ignore_index, and the number of rows not ignored."""
     y = np.asarray(target)
     if y.dtype == np.bool_:
         raise TypeError(f"{name} must hold integer class labels; got dtype bool")
@@ -154,10 +156,10 @@ def labels(target, row_shape, n_classes, ignore_index, name="target"):
         bad = np.flatnonzero(y.reshape(-1) > np.iinfo(np.int64).max)[0]
         raise _label_error(y, bad, n_classes, ignore_index, name)
     y64 = np.ascontiguousarray(y, dtype=np.int64).reshape(-1)
-    bad = _multiclass.first_invalid_label(y64, n_classes, ignore_index)
+    bad, ignored = _multiclass.scan_labels(y64, n_classes, ignore_index)
     if bad >= 0:
         raise _label_error(y, bad, n_classes, ignore_index, name)
-    return y64
+    return y64, y64.shape[0] - ignored
 
 
 def _label_error(y, flat_index, n_classes, ignore_index, name):
@@ -187,7 +189,7 @@ def check_real(value, name, low=None, high=None, low_open=False):
         raise TypeError(f"{name} must be a real number; got {value!r}") from None
     too_low = low is not None and (v <= low if low_open else v < low)
     too_high = high is not None and v > high
-    if not np.isfinite(v) or too_low or too_high:
+    if not math.isfinite(v) or too_low or too_high:
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
         interval = f"{'(' if low_open else '['}{lo}, {hi}]"

@@ -10,21 +10,19 @@ static XF_MULTIVERSION XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
     return m;
 }
 
-/* out[j] = exp(x[j] - shift); out may be x. */
-static XF_MULTIVERSION void XF_NAME(xf_row_exp)(const XF_T *x, Py_ssize_t n,
-                                               XF_T shift, XF_T *out)
-{
-    XF_SIMD
-    for (Py_ssize_t j = 0; j < n; j++)
-        out[j] = XF_EXP(x[j] - shift);
-}
-
-/* Given e = exp(x - max), the sum of every term but one of the max terms
- * (those equal to 1): log p = x - max - log1p(result) then has no
- * cancellation for the dominant class.  NaN if e holds a NaN. */
-static XF_MULTIVERSION double XF_NAME(xf_row_sum_others)(const XF_T *e, Py_ssize_t n)
+/* e[j] = exp(x[j] - m), m the row's max; e may be x.  Returns the sum of
+ * every term but one of the max terms (those equal to 1), so that
+ * log p = x - m - log1p(result) has no cancellation for the dominant class.
+ * NaN if the row holds a NaN, or +inf (then m = +inf), or is all -inf. */
+static XF_MULTIVERSION double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
+                                                     XF_T m, XF_T *e)
 {
     double rest = 0.0, ones = 0.0;
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++)
+        e[j] = XF_EXP(x[j] - m);
+    /* a second loop over the row, now in L1: fusing it into the first makes
+     * gcc 12 generate slower code */
     XF_SIMD_REDUCE(+, rest, ones)
     for (Py_ssize_t j = 0; j < n; j++) {
         int is_one = e[j] == (XF_T)1;
@@ -75,23 +73,25 @@ static XF_MULTIVERSION void XF_NAME(xf_row_sub)(const XF_T *x, Py_ssize_t n,
         out[j] = (x[j] - shift1) - shift2;
 }
 
-/* out[j] = cap * tanh(x[j] / cap) (Gemma-2 soft-capping); out may be x. */
+/* out[j] = cap * tanh(x[j] / cap) (Gemma-2 soft-capping) and its derivative
+ * slope[j] = 1 / cosh(x[j] / cap)^2, in double: 1 - tanh^2 would cancel near
+ * saturation.  out may be x; slope may not. */
 static XF_MULTIVERSION void XF_NAME(xf_row_softcap)(const XF_T *x, Py_ssize_t n,
-                                                   XF_T cap, XF_T *out)
+                                                   XF_T cap, XF_T *out, XF_T *slope)
 {
-    for (Py_ssize_t j = 0; j < n; j++)
-        out[j] = cap * (XF_T)tanh((double)(x[j] / cap));
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double u = (double)x[j] / (double)cap, ch = cosh(u);
+        slope[j] = (XF_T)(1.0 / (ch * ch));
+        out[j] = (XF_T)((double)cap * tanh(u));
+    }
 }
 
-/* Chain rule through the cap: g[j] *= 1 - (capped[j] / cap)^2. */
-static XF_MULTIVERSION void XF_NAME(xf_row_softcap_grad)(
-    XF_T *g, Py_ssize_t n, const XF_T *capped, XF_T cap)
+/* g[j] *= slope[j] (the chain rule through the cap). */
+static XF_MULTIVERSION void XF_NAME(xf_row_mul)(XF_T *g, Py_ssize_t n, const XF_T *slope)
 {
     XF_SIMD
-    for (Py_ssize_t j = 0; j < n; j++) {
-        XF_T u = capped[j] / cap;
-        g[j] = g[j] * ((XF_T)1 - u * u);
-    }
+    for (Py_ssize_t j = 0; j < n; j++)
+        g[j] = g[j] * slope[j];
 }
 
 /* ---- Tiles: a block of XF_LANES rows with few classes, row k in lane k ----

@@ -71,14 +71,27 @@ def _grad_scale(reduction, denominator):
     return 1.0 / denominator if denominator != 0 else 0.0
 
 
-def _label_denominator(y, ignore_index, weight, sample_weight):
-    """sum of sample_weight_i * weight[y_i] over the rows not ignored."""
-    kept = y != ignore_index
+def _label_denominator(y, n_kept, ignore_index, weight, sample_weight):
+    """sum of sample_weight_i * weight[y_i] over the n_kept rows not ignored."""
     if weight is None and sample_weight is None:
-        return float(np.count_nonzero(kept))
+        return float(n_kept)
+    kept = y != ignore_index
     w = 1.0 if weight is None else np.where(kept, weight[np.where(kept, y, 0)], 0.0)
     s = 1.0 if sample_weight is None else sample_weight
     return float(np.sum(np.where(kept, w * s, 0.0), dtype=np.float64))
+
+
+def _run(kernel, rows, *args, scratch_classes=None):
+    """Run a row kernel on the logits, `args`, the per-row loss and gradient
+    buffers it returns (losses in double), and `scratch_classes` scratch
+    columns per thread if given."""
+    loss_rows = np.zeros(rows.n_rows, dtype=np.float64)
+    grad2d = rows.grad_buffer()
+    if rows.x2d.size:   # no classes: every row is ignored (or has an empty sum)
+        scratch = () if scratch_classes is None else (
+            scratch_rows(scratch_classes, rows.dtype),)
+        kernel(rows.x2d, *args, loss_rows, grad2d, *scratch)
+    return loss_rows, grad2d
 
 
 def _finish(rows, loss_rows, grad2d, reduction, denominator):
@@ -142,8 +155,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     rows = _Rows(logits, axis, "logits", return_grad, grad_out)
     check_reduction(reduction)
     ignore_index = check_ignore_index(ignore_index)
-    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
-    z_loss = check_real(z_loss, "z_loss")
+    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0) if label_smoothing else 0.0
+    z_loss = check_real(z_loss, "z_loss") if z_loss else 0.0
     cap = 0.0 if softcap is None else check_real(softcap, "softcap", 0.0, low_open=True)
     n_classes, dtype = rows.n_classes, rows.dtype
     w = class_vector(weight, n_classes, dtype, "weight")
@@ -151,6 +164,12 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
 
     target_arr = np.asarray(target)
     if target_arr.dtype.kind == "f":
+        if target_arr.shape == rows.row_shape and rows.row_shape != rows.x.shape:
+            raise TypeError(
+                "target must hold integer class labels, or class probabilities with "
+                f"the logits' shape {rows.x.shape}; got dtype {target_arr.dtype} "
+                f"with the label shape {target_arr.shape}"
+            )
         if target_arr.shape != rows.x.shape:
             raise ValueError(
                 "target of class probabilities (a float array) must have the logits' "
@@ -164,19 +183,18 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         t2d, _, _ = class_rows(as_float_array(target_arr, "target", dtype), rows.axis, "target")
         rows.check_grad_out(t2d, w, sw)
         denominator = rows.n_rows if sw is None else float(np.sum(sw, dtype=np.float64))
-        kernel_args = (rows.x2d, t2d, w, sw, eps, z_loss, cap)
+        kernel_args = (t2d, w, sw, eps, z_loss, cap)
         kernel = _multiclass.cross_entropy_probs
     else:
-        y = labels(target_arr, rows.row_shape, n_classes, ignore_index)
+        y, n_kept = labels(target_arr, rows.row_shape, n_classes, ignore_index)
         rows.check_grad_out(w, sw)
-        denominator = _label_denominator(y, ignore_index, w, sw)
-        kernel_args = (rows.x2d, y, w, sw, ignore_index, eps, z_loss, cap)
-        kernel = _multiclass.cross_entropy_labels
+        denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
+        kernel_args = (y, w, sw, ignore_index, eps, z_loss, cap, -1.0)
+        kernel = _multiclass.label_losses
 
-    loss_rows = np.empty(rows.n_rows, dtype=np.float64)
-    grad2d = rows.grad_buffer()
-    kernel(*kernel_args, _grad_scale(reduction, denominator), loss_rows, grad2d,
-           scratch_rows(n_classes, dtype))
+    # scratch: capped logits and the cap's slope, or exps without a gradient
+    loss_rows, grad2d = _run(kernel, rows, *kernel_args, _grad_scale(reduction, denominator),
+                             scratch_classes=2 * n_classes)
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
 
 
@@ -209,13 +227,11 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     ignore_index = check_ignore_index(ignore_index)
     w = class_vector(weight, rows.n_classes, rows.dtype, "weight")
     sw = row_vector(sample_weight, rows.row_shape, rows.dtype, "sample_weight")
-    y = labels(target, rows.row_shape, rows.n_classes, ignore_index)
+    y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(w, sw)
-    denominator = _label_denominator(y, ignore_index, w, sw)
-    loss_rows = np.empty(rows.n_rows, dtype=np.float64)
-    grad2d = rows.grad_buffer()
-    _multiclass.nll(rows.x2d, y, w, sw, ignore_index,
-                    _grad_scale(reduction, denominator), loss_rows, grad2d)
+    denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
+    loss_rows, grad2d = _run(_multiclass.nll, rows, y, w, sw, ignore_index,
+                             _grad_scale(reduction, denominator))
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
 
 
@@ -252,12 +268,10 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     ignore_index = check_ignore_index(ignore_index)
     gamma = check_real(gamma, "gamma", 0.0)
     a = class_vector(alpha, rows.n_classes, rows.dtype, "alpha")
-    y = labels(target, rows.row_shape, rows.n_classes, ignore_index)
+    y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(a)
-    denominator = float(np.count_nonzero(y != ignore_index))
-    loss_rows = np.empty(rows.n_rows, dtype=np.float64)
-    grad2d = rows.grad_buffer()
-    _multiclass.softmax_focal(rows.x2d, y, a, gamma, ignore_index,
-                              _grad_scale(reduction, denominator), loss_rows, grad2d,
-                              scratch_rows(rows.n_classes, rows.dtype))
+    denominator = float(n_kept)
+    loss_rows, grad2d = _run(_multiclass.label_losses, rows, y, a, None, ignore_index,
+                             0.0, 0.0, 0.0, gamma, _grad_scale(reduction, denominator),
+                             scratch_classes=2 * rows.n_classes)
     return _finish(rows, loss_rows, grad2d, reduction, denominator)

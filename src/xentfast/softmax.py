@@ -22,7 +22,8 @@ def _run(kernel, x, axis, out, out_name, needs_scratch):
     args = (x2d, result.reshape(x2d.shape))
     if needs_scratch:
         args += (scratch_rows(x2d.shape[1], x.dtype),)
-    kernel(*args)
+    if x2d.size:
+        kernel(*args)
     if last:
         return result
     moved = np.moveaxis(result.reshape(np.moveaxis(x, axis, -1).shape), -1, axis)
@@ -96,7 +97,8 @@ def logsumexp(x, axis=-1):
     """
     x = as_float_array(x, "x")
     x2d, row_shape, _ = class_rows(x, axis, "x")
-    result = np.empty(x2d.shape[0], dtype=np.float64)
-    _softmax.logsumexp(x2d, result, scratch_rows(x2d.shape[1], x.dtype))
+    result = np.full(x2d.shape[0], -np.inf)   # the log of an empty sum
+    if x2d.size:
+        _softmax.logsumexp(x2d, result, scratch_rows(x2d.shape[1], x.dtype))
     result = result.astype(x.dtype).reshape(row_shape)
     return result[()] if result.ndim == 0 else result

@@ -1,0 +1,28 @@
+"""Run the example scripts in their reduced mode, as a user would."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_mlp_digits_quick(tmp_path):
+    pytest.importorskip("sklearn")  # the digits data ship with scikit-learn
+    script = EXAMPLES / "mlp_digits.py"
+    if not script.exists():
+        pytest.skip("examples/ not present next to the tests")
+    r = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    epochs = re.findall(r"^epoch\s+\d+\s+loss ([\d.]+)", r.stdout, re.M)
+    assert len(epochs) == 5, r.stdout
+    losses = [float(v) for v in epochs]
+    assert losses[-1] < losses[0] < 3.0  # starts near log(10), then falls
+    m = re.search(r"final test accuracy ([\d.]+)", r.stdout)
+    assert m, r.stdout
+    # 5 epochs reach about 0.97; a broken loss or gradient stays near 0.1.
+    assert float(m.group(1)) > 0.90, r.stdout

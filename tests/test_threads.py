@@ -1,0 +1,263 @@
+"""Thread-count control and bitwise determinism across thread counts."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import xentfast as xf
+
+REDUCTIONS = ("mean", "sum", "none")
+THREAD_COUNTS = (1, 2, 3)
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    n = xf.get_num_threads()
+    yield
+    xf.set_num_threads(n)
+
+
+def test_get_set_num_threads():
+    n = xf.get_num_threads()
+    assert isinstance(n, int) and n >= 1
+    for k in (1, 2, 5, 1):
+        xf.set_num_threads(k)
+        assert xf.get_num_threads() == k
+
+
+def test_context_manager_restores():
+    xf.set_num_threads(2)
+    with xf.num_threads(1):
+        assert xf.get_num_threads() == 1
+        with xf.num_threads(3):
+            assert xf.get_num_threads() == 3
+        assert xf.get_num_threads() == 1
+    assert xf.get_num_threads() == 2
+    with pytest.raises(RuntimeError, match="boom"):
+        with xf.num_threads(1):
+            raise RuntimeError("boom")
+    assert xf.get_num_threads() == 2
+
+
+def test_setting_is_process_wide():
+    # "process-wide": a Python thread other than the one that set it sees
+    # the same value (OpenMP's omp_set_num_threads alone is per-thread).
+    import threading
+    seen = []
+    for k in (1, 3):
+        xf.set_num_threads(k)
+        t = threading.Thread(target=lambda: seen.append(xf.get_num_threads()))
+        t.start()
+        t.join()
+    assert seen == [1, 3]
+
+
+@pytest.mark.parametrize("n", [0, -1, -8])
+def test_fewer_than_one_thread_is_an_error(n):
+    before = xf.get_num_threads()
+    with pytest.raises(ValueError, match=str(n)):
+        xf.set_num_threads(n)
+    with pytest.raises(ValueError, match=str(n)):
+        with xf.num_threads(n):
+            pass
+    assert xf.get_num_threads() == before
+
+
+def _threads_in_fresh_process(env_update):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update(env_update)
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import xentfast as xf; print(xf.get_num_threads())"],
+        env=env, capture_output=True, text=True, timeout=60, check=True)
+    return int(out.stdout.strip())
+
+
+def test_default_follows_openmp():
+    assert _threads_in_fresh_process({"OMP_NUM_THREADS": "1"}) == 1
+    assert _threads_in_fresh_process({"OMP_NUM_THREADS": "3"}) == 3
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count())
+    assert _threads_in_fresh_process({}) == cores
+
+
+def test_threadpoolctl_sees_and_limits_openmp():
+    tpc = pytest.importorskip("threadpoolctl")
+    openmp = [i for i in tpc.threadpool_info() if i["user_api"] == "openmp"]
+    assert openmp, "threadpoolctl found no OpenMP runtime"
+    xf.set_num_threads(2)
+    with tpc.threadpool_limits(limits=1, user_api="openmp"):
+        assert xf.get_num_threads() == 1
+    assert xf.get_num_threads() == 2
+    # And the other way round: xentfast's setting is what the runtime has.
+    xf.set_num_threads(3)
+    seen = [i["num_threads"] for i in tpc.threadpool_info()
+            if i["user_api"] == "openmp"]
+    assert 3 in seen, seen
+
+
+@pytest.mark.parametrize("omp,pinned,limit", [("1", 2, 1), ("2", 1, 2),
+                                               ("3", 2, 1)])
+def test_threadpoolctl_limit_wins_whatever_the_default(omp, pinned, limit):
+    # A threadpoolctl limit equal to OpenMP's default must still apply after
+    # xf.set_num_threads (fresh process: the default comes from the env).
+    pytest.importorskip("threadpoolctl")
+    code = (
+        "import xentfast as xf, threadpoolctl as t\n"
+        f"xf.set_num_threads({pinned})\n"
+        f"with t.threadpool_limits({limit}, user_api='openmp'):\n"
+        "    inside = xf.get_num_threads()\n"
+        "print(inside, xf.get_num_threads())\n")
+    env = dict(os.environ, OMP_NUM_THREADS=omp)
+    out = subprocess.run([sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, timeout=60,
+                         check=True)
+    assert out.stdout.split() == [str(limit), str(pinned)], out.stdout
+
+
+_CONCURRENT = """
+import threading
+import numpy as np
+import xentfast as xf
+rng = np.random.default_rng(0)
+xs = [rng.standard_normal((600, 517)) for _ in range(3)]
+ys = [rng.integers(0, 517, 600) for _ in range(3)]
+kw = dict(softcap=5.0, label_smoothing=0.1, reduction="none")
+with xf.num_threads(1):
+    refs = [xf.cross_entropy(x, y, **kw) for x, y in zip(xs, ys)]
+bad, done = [], threading.Event()
+def work(k):
+    for _ in range(40):
+        if not np.array_equal(xf.cross_entropy(xs[k], ys[k], **kw), refs[k]):
+            bad.append(k)
+def toggle():
+    i = 0
+    while not done.is_set():
+        xf.set_num_threads(1 if i % 2 else 4)
+        i += 1
+workers = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+toggler = threading.Thread(target=toggle)
+toggler.start()
+for t in workers:
+    t.start()
+for t in workers:
+    t.join()
+done.set()
+toggler.join()
+print("mismatches", len(bad))
+"""
+
+
+def test_set_num_threads_during_calls_in_other_threads():
+    # Process-wide setting changed while other Python threads are inside
+    # kernels: results stay right and nothing crashes (run in a child
+    # process so that a crash fails this test, not the whole session).
+    # Timing-dependent: a per-thread scratch buffer sized with one thread
+    # count and used with another overflows only now and then.
+    out = subprocess.run([sys.executable, "-c", _CONCURRENT],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.split() == ["mismatches", "0"], out.stdout
+
+
+# ---------------------------------------------------------- determinism
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint8).tobytes(), a.dtype, a.shape
+
+
+def _same_for_every_thread_count(call):
+    results = []
+    for n in THREAD_COUNTS:
+        with xf.num_threads(n):
+            res = call()
+        res = res if isinstance(res, tuple) else (res,)
+        results.append([_bits(np.asarray(r)) for r in res])
+    for n, r in zip(THREAD_COUNTS[1:], results[1:]):
+        assert r == results[0], f"{n} threads differ from 1 thread"
+
+
+@pytest.fixture(scope="module")
+def big():
+    rng = np.random.default_rng(20261124)
+    out = {}
+    for shape in ((3000, 517), (20000, 7)):
+        n, c = shape
+        x = (3 * rng.standard_normal(shape)).astype(np.float32)
+        y = rng.integers(0, c, n)
+        y[::13] = -100
+        t = rng.random(shape, dtype=np.float32)
+        t /= t.sum(1, keepdims=True)
+        out[shape] = dict(x32=x, x64=x.astype(np.float64), y=y, t=t,
+                          sw=rng.random(n), w=rng.random(c) + 0.5)
+    return out
+
+
+SHAPES = [pytest.param((3000, 517), id="3000x517"),
+          pytest.param((20000, 7), id="20000x7")]
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", ["x32", "x64"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cross_entropy_bitwise_identical(shape, dtype, reduction, big):
+    d = big[shape]
+    x = d[dtype]
+    _same_for_every_thread_count(lambda: xf.cross_entropy(
+        x, d["y"], reduction=reduction, return_grad=True))
+    _same_for_every_thread_count(lambda: xf.cross_entropy(
+        x, d["y"], reduction=reduction, return_grad=True, weight=d["w"],
+        sample_weight=d["sw"], z_loss=1e-4, label_smoothing=0.1,
+        softcap=20.0))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_prob_targets_and_nll_bitwise_identical(shape, reduction, big):
+    d = big[shape]
+    _same_for_every_thread_count(lambda: xf.cross_entropy(
+        d["x32"], d["t"], reduction=reduction, return_grad=True,
+        sample_weight=d["sw"]))
+    _same_for_every_thread_count(lambda: xf.nll_loss(
+        d["x64"], d["y"], reduction=reduction, return_grad=True,
+        weight=d["w"]))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_softmax_family_bitwise_identical(shape, big):
+    x = big[shape]["x32"]
+    for name in ("log_softmax", "softmax", "logsumexp"):
+        _same_for_every_thread_count(lambda: getattr(xf, name)(x))
+    _same_for_every_thread_count(lambda: xf.logsumexp(x, axis=0))
+
+
+@pytest.mark.parametrize("kind", ["labels", "probs"])
+def test_threaded_results_are_correct(kind):
+    # Rows whose targets sum to very different totals (and class weights):
+    # a per-row scalar shared between threads by mistake shows up as a
+    # large error, not just as a last-bit difference.
+    rng = np.random.default_rng(7)
+    n, c = 400, 4000
+    x = rng.standard_normal((n, c))
+    w = rng.random(c) + 0.5
+    if kind == "probs":
+        t = rng.random((n, c))
+        t /= t.sum(1, keepdims=True)
+        t[::2] *= 1e-3
+        kw = dict(label_smoothing=0.0)
+    else:
+        t = rng.integers(0, c, n)
+        kw = dict(label_smoothing=0.3)
+    with xf.num_threads(1):
+        ref = xf.cross_entropy(x, t, weight=w, reduction="none",
+                               return_grad=True, **kw)
+    with xf.num_threads(2):
+        for _ in range(10):
+            loss, grad = xf.cross_entropy(x, t, weight=w, reduction="none",
+                                          return_grad=True, **kw)
+            np.testing.assert_array_equal(loss, ref[0])
+            np.testing.assert_array_equal(grad, ref[1])
