@@ -56,7 +56,7 @@ def _fmt(v, spec):
 
 
 def _disturbed(row):
-    return _ok(row) and (row.get("others") or 0) > DISTURBED
+    return _ok(row) and bool(row.get("disturbed"))
 
 
 def _times(v, width):
@@ -105,8 +105,9 @@ def table(rows):
                 f"{'!' if _disturbed(r) else ' '} {flag:<6}{_times(plain, 9)}"
                 f"{_times(out, 13)}")
     if any(_disturbed(r) for r in rows):
-        lines += ["", f"! other processes kept more than {DISTURBED} cores busy while "
-                      "this row was timed, even after retries: treat it with care"]
+        lines += ["", "! other processes took cores this row needed (more than "
+                      f"{DISTURBED} beyond the CPUs the run left free) while it was "
+                      "timed, even after retries: treat it with care"]
     failures = [r for r in rows if str(r.get("check", "")).startswith("FAIL")]
     if failures:
         lines += ["", "CHECK FAILURES (results differ from the float64 NumPy reference):"]
