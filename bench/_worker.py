@@ -26,9 +26,9 @@ DISTURBED = 0.3
 RETRY_SECONDS = 1.5
 
 
-def is_disturbed(others, threads, cpus=None):
+def is_disturbed(others, threads):
     """Did other processes take cores this run needed? (``others`` in cores)"""
-    spare = max(0, (cpus or os.cpu_count() or 1) - threads)
+    spare = max(0, (os.cpu_count() or 1) - threads)  # /proc/stat counts every CPU
     return others is not None and others > spare + DISTURBED
 
 
