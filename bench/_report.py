@@ -159,6 +159,8 @@ def _peer_rank(name):
 def plot(rows, path):
     """Speed-up of xentfast over each peer vs C: one panel per (op, dtype).
 
+    A hollow marker is a ratio with a disturbed row on either side.
+
     Returns a message saying what was written or why nothing was.
     """
     try:
@@ -172,6 +174,13 @@ def plot(rows, path):
     peers = [r for r in rows if _ok(r) and XF in r.get("xf_speedup", {})]
     if not peers:
         return "no xentfast timings to plot"
+    xf_disturbed = {(r["op"], r["dtype"], tuple(r["shape"]), r["threads"])
+                    for r in rows if r["lib"] == XF and _disturbed(r)}
+
+    def shaky(r):
+        key = (r["op"], r["dtype"], tuple(r["shape"]), r["threads"])
+        return _disturbed(r) or key in xf_disturbed
+
     ops = sorted({r["op"] for r in peers}, key=[r["op"] for r in rows].index)
     dtypes = sorted({r["dtype"] for r in peers})
     threads = sorted({r["threads"] for r in peers})
@@ -184,12 +193,20 @@ def plot(rows, path):
             ax = axes[i][j]
             for peer in PEERS:
                 for k, th in enumerate(threads):
-                    pts = sorted((r["shape"][1], r["xf_speedup"][XF]) for r in peers
+                    sel = sorted((r["shape"][1], r["xf_speedup"][XF], shaky(r))
+                                 for r in peers
                                  if (r["op"], r["dtype"], r["lib"], r["threads"])
                                  == (op, dtype, peer, th))
-                    if pts:
-                        ax.plot(*zip(*pts), styles[k % len(styles)], marker="o",
-                                color=colors[peer], label=f"{peer}, {th} thr")
+                    if not sel:
+                        continue
+                    c, v, bad = zip(*sel)
+                    ax.plot(c, v, styles[k % len(styles)], marker="o",
+                            color=colors[peer], label=f"{peer}, {th} thr")
+                    # hollow marker: either side of the ratio was disturbed
+                    bad_pts = [(ci, vi) for ci, vi, b in sel if b]
+                    if bad_pts:
+                        ax.plot(*zip(*bad_pts), "o", color=colors[peer],
+                                markerfacecolor="white")
             ax.axhline(1.0, color="grey", lw=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -199,6 +216,8 @@ def plot(rows, path):
             ax.set_ylabel("xentfast speed-up (x)")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
+    fig.suptitle("peer median / xentfast median  (hollow marker: other processes "
+                 "took cores during the timing)", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
