@@ -216,8 +216,7 @@ def plot(rows, path):
             ax.set_ylabel("xentfast speed-up (x)")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
-    fig.suptitle("peer median / xentfast median  (hollow marker: other processes "
-                 "took cores during the timing)", fontsize=9)
+    fig.suptitle("peer median / xentfast median; hollow: disturbed timing", fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
