@@ -198,16 +198,17 @@ def label_losses(
         floating *e
         floating m
         double others, x_y, dot, w_sum, a, b, g_y
+    cdef int threads = scratch.shape[0]   # one scratch row per thread
     if c <= TILE_MAX_CLASSES and label_smoothing == 0 and softcap == 0:
         for i in prange((n + XF_LANES - 1) // XF_LANES, nogil=True, schedule="static",
-                        num_threads=scratch.shape[0],
+                        num_threads=threads,
                         use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
             r0 = i * XF_LANES
             label_tile(&o, &x[r0, 0], &y[r0], min(<Py_ssize_t>XF_LANES, n - r0), c, w,
                        sw + r0 if sw != NULL else NULL, &loss[r0],
                        g0 + r0 * c if g0 != NULL else NULL)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         yi = y[i]
         if yi == ignore_index:
@@ -259,7 +260,8 @@ def cross_entropy_probs(
         floating t_scale = <floating>(1 - label_smoothing)
         floating t_add = <floating>(label_smoothing / c if c else 0.0)
         double others, l1p, lse, s, dot, c_sum
-    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
+    cdef int threads = scratch.shape[0]   # one scratch row per thread
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         c_sum = 0.0   # thread-private (see label_losses)
         src = capped_row(&x[i, 0], c, softcap, &scratch[threadid(), 0])

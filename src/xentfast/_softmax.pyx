@@ -66,10 +66,11 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
     cdef double others
+    cdef int threads = scratch.shape[0]   # one scratch row per thread
     if c <= TILE_MAX_CLASSES:
         tiled(LOG_SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         # exps go to scratch: out may be x, and x is still needed below
@@ -99,7 +100,8 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j
     cdef floating m
     cdef double others
-    for i in prange(n, nogil=True, schedule="static", num_threads=scratch.shape[0],
+    cdef int threads = scratch.shape[0]   # one scratch row per thread
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         if m == -INFINITY:

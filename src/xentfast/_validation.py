@@ -38,7 +38,8 @@ def as_float_array(x, name, dtype=None):
         raise TypeError(
             f"{name} must be a real numeric array; got dtype {arr.dtype}"
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    # ascontiguousarray makes 0-d input 1-d; keep the caller's shape
+    return np.ascontiguousarray(arr, dtype=dtype).reshape(arr.shape)
 
 
 def check_reduction(reduction):
@@ -183,10 +184,13 @@ def check_ignore_index(ignore_index):
 
 def check_real(value, name, low=None, high=None, low_open=False):
     """A finite float option within [low, high] (or (low, high] with low_open)."""
-    try:
+    if type(value) is float or type(value) is int:   # the common case, cheaply
         v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number; got {value!r}") from None
+    else:
+        arr = None if isinstance(value, (str, bytes)) else np.asarray(value)
+        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real number; got {value!r}")
+        v = float(arr)
     too_low = low is not None and (v <= low if low_open else v < low)
     too_high = high is not None and v > high
     if not math.isfinite(v) or too_low or too_high:

@@ -155,8 +155,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     rows = _Rows(logits, axis, "logits", return_grad, grad_out)
     check_reduction(reduction)
     ignore_index = check_ignore_index(ignore_index)
-    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0) if label_smoothing else 0.0
-    z_loss = check_real(z_loss, "z_loss") if z_loss else 0.0
+    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
+    z_loss = check_real(z_loss, "z_loss")
     cap = 0.0 if softcap is None else check_real(softcap, "softcap", 0.0, low_open=True)
     n_classes, dtype = rows.n_classes, rows.dtype
     w = class_vector(weight, n_classes, dtype, "weight")

@@ -1,0 +1,202 @@
+# Kernels of the elementwise losses (binary, multi-label, sigmoid focal) over
+# flat C-contiguous arrays.
+#
+# Three layers: the C block functions of _xf_elementwise_impl.h hold the
+# per-element mathematics in one vector loop; the functions here run the
+# blocks of XF_BLOCK elements with prange; binary.py validates, allocates and
+# reduces.  Nothing here checks its inputs.
+#
+# Each block writes its loss sum (in double) to `partial[b]`, and, when asked,
+# the per-element losses to `loss` and the gradient, already multiplied by
+# `grad_scale`, to `grad` (which may be the first input itself).  Blocks have
+# a fixed size, so the partial sums do not depend on the number of threads.
+# Operands that broadcast (weight, pos_weight) arrive as (data, inner,
+# period): flat element k reads data[(k // inner) % period]; the block's
+# values are copied into per-thread scratch unless they are contiguous in
+# data.  An absent operand reads `ones`.
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+
+from ._parallel cimport PARALLEL_MIN_ELEMENTS
+
+cdef extern from "_xf_elementwise.h" nogil:
+    enum:
+        XF_BLOCK
+    Py_ssize_t xf_count_outside_unit_f32(const float *v, Py_ssize_t n)
+    Py_ssize_t xf_count_outside_unit_f64(const double *v, Py_ssize_t n)
+    const float *xf_broadcast_block_f32(const float *data, Py_ssize_t inner,
+                                        Py_ssize_t period, Py_ssize_t k0,
+                                        Py_ssize_t n, float *buf)
+    const double *xf_broadcast_block_f64(const double *data, Py_ssize_t inner,
+                                         Py_ssize_t period, Py_ssize_t k0,
+                                         Py_ssize_t n, double *buf)
+    double xf_bce_block_f32(const float *p, const float *t, const float *w,
+                            Py_ssize_t n, float scale, float *loss, float *grad)
+    double xf_bce_block_f64(const double *p, const double *t, const double *w,
+                            Py_ssize_t n, double scale, double *loss, double *grad)
+    double xf_bce_logits_block_f32(const float *x, const float *t, const float *w,
+                                   const float *pw, Py_ssize_t n, float scale,
+                                   float *loss, float *grad)
+    double xf_bce_logits_block_f64(const double *x, const double *t, const double *w,
+                                   const double *pw, Py_ssize_t n, double scale,
+                                   double *loss, double *grad)
+    double xf_sigmoid_focal_block_f32(const float *x, const float *t, Py_ssize_t n,
+                                      float alpha, float gamma, float scale,
+                                      float *loss, float *grad)
+    double xf_sigmoid_focal_block_f64(const double *x, const double *t, Py_ssize_t n,
+                                      double alpha, double gamma, double scale,
+                                      double *loss, double *grad)
+
+BLOCK = XF_BLOCK
+PARALLEL_MIN = PARALLEL_MIN_ELEMENTS
+# Per-thread scratch: SCRATCH_SLOTS slots of min(n, XF_BLOCK) values for two
+# broadcast operands, unwanted losses and unwanted gradients.
+SCRATCH_SLOTS = 4
+
+
+cdef inline const floating *operand(const floating *data, Py_ssize_t inner,
+                                    Py_ssize_t period, Py_ssize_t k0, Py_ssize_t n,
+                                    floating *buf, const floating *ones) noexcept nogil:
+    if data == NULL:
+        return ones
+    if floating is float:
+        return xf_broadcast_block_f32(data, inner, period, k0, n, buf)
+    else:
+        return xf_broadcast_block_f64(data, inner, period, k0, n, buf)
+
+
+cdef inline const floating *ptr_or_null(const floating[::1] v) noexcept:
+    return &v[0] if v is not None and v.shape[0] > 0 else NULL
+
+
+cdef inline floating *out_ptr(floating[::1] v) noexcept:
+    return &v[0] if v is not None and v.shape[0] > 0 else NULL
+
+
+def count_outside_unit(const floating[::1] v,   # IN (n,)
+                       Py_ssize_t[::1] counts):   # OUT (n_blocks,)
+    """counts[b] = how many values of block b are outside [0, 1] (NaN included)."""
+    cdef Py_ssize_t n = v.shape[0], b, k0, m
+    for b in prange(counts.shape[0], nogil=True, schedule="static",
+                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+        k0 = b * XF_BLOCK
+        m = min(XF_BLOCK, n - k0)
+        if floating is float:
+            counts[b] = xf_count_outside_unit_f32(&v[k0], m)
+        else:
+            counts[b] = xf_count_outside_unit_f64(&v[k0], m)
+
+
+def binary_cross_entropy(
+        const floating[::1] p,            # IN (n,) probabilities in [0, 1]
+        const floating[::1] t,            # IN (n,) targets
+        const floating[::1] w_data,       # IN weight operand or None
+        Py_ssize_t w_inner, Py_ssize_t w_period,
+        double grad_scale,
+        floating[::1] loss,               # OUT (n,) or None
+        double[::1] partial,              # OUT (n_blocks,)
+        floating[::1] grad,               # OUT (n,) or None; may be p
+        floating[:, ::1] scratch,         # (threads, SCRATCH_SLOTS * slot)
+        const floating[::1] ones):        # (XF_BLOCK,) of 1
+    cdef:
+        Py_ssize_t n = p.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
+        const floating *wd = ptr_or_null(w_data)
+        floating *lp = out_ptr(loss)
+        floating *gp = out_ptr(grad)
+        floating *buf
+        const floating *wb
+        int threads = scratch.shape[0]
+    # As many threads as scratch rows, whatever the OpenMP setting is now.
+    for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
+                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+        k0 = b * XF_BLOCK
+        m = min(XF_BLOCK, n - k0)
+        buf = &scratch[threadid(), 0]
+        wb = operand(wd, w_inner, w_period, k0, m, buf, &ones[0])
+        if floating is float:
+            partial[b] = xf_bce_block_f32(
+                &p[k0], &t[k0], wb, m, <float>grad_scale,
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
+        else:
+            partial[b] = xf_bce_block_f64(
+                &p[k0], &t[k0], wb, m, grad_scale,
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
+
+
+def binary_cross_entropy_with_logits(
+        const floating[::1] x,            # IN (n,) logits
+        const floating[::1] t,            # IN (n,) targets
+        const floating[::1] w_data,       # IN weight operand or None
+        Py_ssize_t w_inner, Py_ssize_t w_period,
+        const floating[::1] pw_data,      # IN pos_weight operand or None
+        Py_ssize_t pw_inner, Py_ssize_t pw_period,
+        double grad_scale,
+        floating[::1] loss,               # OUT (n,) or None
+        double[::1] partial,              # OUT (n_blocks,)
+        floating[::1] grad,               # OUT (n,) or None; may be x
+        floating[:, ::1] scratch,         # (threads, SCRATCH_SLOTS * slot)
+        const floating[::1] ones):        # (XF_BLOCK,) of 1
+    cdef:
+        Py_ssize_t n = x.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
+        const floating *wd = ptr_or_null(w_data)
+        const floating *pwd = ptr_or_null(pw_data)
+        floating *lp = out_ptr(loss)
+        floating *gp = out_ptr(grad)
+        floating *buf
+        const floating *wb
+        const floating *pwb
+        int threads = scratch.shape[0]
+    # As many threads as scratch rows, whatever the OpenMP setting is now.
+    for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
+                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+        k0 = b * XF_BLOCK
+        m = min(XF_BLOCK, n - k0)
+        buf = &scratch[threadid(), 0]
+        wb = operand(wd, w_inner, w_period, k0, m, buf, &ones[0])
+        pwb = operand(pwd, pw_inner, pw_period, k0, m, buf + slot, &ones[0])
+        if floating is float:
+            partial[b] = xf_bce_logits_block_f32(
+                &x[k0], &t[k0], wb, pwb, m, <float>grad_scale,
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
+        else:
+            partial[b] = xf_bce_logits_block_f64(
+                &x[k0], &t[k0], wb, pwb, m, grad_scale,
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
+
+
+def sigmoid_focal(
+        const floating[::1] x,            # IN (n,) logits
+        const floating[::1] t,            # IN (n,) targets
+        double alpha,                     # < 0: no alpha term
+        double gamma,
+        double grad_scale,
+        floating[::1] loss,               # OUT (n,) or None
+        double[::1] partial,              # OUT (n_blocks,)
+        floating[::1] grad,               # OUT (n,) or None; may be x
+        floating[:, ::1] scratch):        # (threads, SCRATCH_SLOTS * slot)
+    cdef:
+        Py_ssize_t n = x.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
+        floating *lp = out_ptr(loss)
+        floating *gp = out_ptr(grad)
+        floating *buf
+        int threads = scratch.shape[0]
+    # As many threads as scratch rows, whatever the OpenMP setting is now.
+    for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
+                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+        k0 = b * XF_BLOCK
+        m = min(XF_BLOCK, n - k0)
+        buf = &scratch[threadid(), 0]
+        if floating is float:
+            partial[b] = xf_sigmoid_focal_block_f32(
+                &x[k0], &t[k0], m, <float>alpha, <float>gamma, <float>grad_scale,
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)
+        else:
+            partial[b] = xf_sigmoid_focal_block_f64(
+                &x[k0], &t[k0], m, alpha, gamma, grad_scale,
+                lp + k0 if lp != NULL else buf + 2 * slot,
+                gp + k0 if gp != NULL else buf + 3 * slot)

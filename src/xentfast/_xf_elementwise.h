@@ -1,0 +1,53 @@
+/* Elementwise kernels of the binary and multi-label losses of xentfast.
+ *
+ * Each kernel handles one block of a flattened input: it computes every
+ * element's loss and gradient in one vector loop (`omp simd`, multi-versioned
+ * like the row primitives) and returns the block's loss sum in double.  The
+ * Cython layer (_binary.pyx) runs the blocks in parallel; binary.py validates
+ * and reduces.  Written once in _xf_elementwise_impl.h and instantiated here
+ * for float (_f32) and double (_f64).
+ */
+#ifndef XF_ELEMENTWISE_H
+#define XF_ELEMENTWISE_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include "_xf_simd.h"
+
+/* Elements per block: the unit of parallel work and of the partial sums, so
+ * the sums (and hence the results) do not depend on the number of threads. */
+#define XF_BLOCK 4096
+/* Elements per chunk of a block: a chunk's arrays and temporaries fit in L1. */
+#define XF_CHUNK 512
+
+#define XF_T float
+#define XF_NAME(f) f##_f32
+#define XF_EXP xf_expf
+#define XF_LOG xf_logf
+#define XF_LOG_PLUS xf_logf_plus
+#define XF_LOG1P xf_log1pf
+#include "_xf_elementwise_impl.h"
+#undef XF_T
+#undef XF_NAME
+#undef XF_EXP
+#undef XF_LOG
+#undef XF_LOG_PLUS
+#undef XF_LOG1P
+
+#define XF_T double
+#define XF_NAME(f) f##_f64
+#define XF_EXP xf_exp
+#define XF_LOG xf_log
+#define XF_LOG_PLUS xf_log_plus
+#define XF_LOG1P xf_log1p
+#include "_xf_elementwise_impl.h"
+#undef XF_T
+#undef XF_NAME
+#undef XF_EXP
+#undef XF_LOG
+#undef XF_LOG_PLUS
+#undef XF_LOG1P
+
+#endif
