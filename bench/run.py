@@ -237,9 +237,9 @@ def measure_all(args, parser):
           f"{meta['cpus_available']} CPUs; {meta['date_utc']} UTC", flush=True)
     meta["loadavg_1min_at_start"] = load = loadavg()
     if load is not None and load > 0.5:
-        print(f"WARNING: the machine is busy (1-minute load average {load:.2f}): "
-              "other processes will take cores and the timings will be noisy",
-              flush=True)
+        print(f"note: 1-minute load average {load:.2f} at the start (recent runs "
+              "count too); the 'other' column shows what other processes took "
+              "while each row was timed", flush=True)
     # the copy first; then, per thread count, every library
     plan = [("copy", 1, False)] + [(lib, n, not args.no_check and n == threads[0])
                                    for n in threads for lib in libs]
