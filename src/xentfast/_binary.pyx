@@ -17,6 +17,7 @@
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
+from ._memview cimport out_ptr, ptr_or_null
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
 
 cdef extern from "_xf_elementwise.h" nogil:
@@ -63,14 +64,6 @@ cdef inline const floating *operand(const floating *data, Py_ssize_t inner,
         return xf_broadcast_block_f32(data, inner, period, k0, n, buf)
     else:
         return xf_broadcast_block_f64(data, inner, period, k0, n, buf)
-
-
-cdef inline const floating *ptr_or_null(const floating[::1] v) noexcept:
-    return &v[0] if v is not None and v.shape[0] > 0 else NULL
-
-
-cdef inline floating *out_ptr(floating[::1] v) noexcept:
-    return &v[0] if v is not None and v.shape[0] > 0 else NULL
 
 
 def count_outside_unit(const floating[::1] v,   # IN (n,)

@@ -23,14 +23,11 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._openmp cimport n_threads
+from ._memview cimport ptr_or_null
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
 from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap,
                      row_target_dot, tile_exp, tile_load, tile_max, tile_store)
-
-
-cdef inline const floating* ptr_or_null(const floating[::1] v) noexcept:
-    return &v[0] if v is not None and v.shape[0] > 0 else NULL
 
 
 def scan_labels(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
