@@ -107,7 +107,7 @@ cdef inline void row_mul(floating *g, Py_ssize_t n, const floating *slope) noexc
 # Tiles: XF_LANES rows with few classes, transposed so loops run across rows.
 # A kernel takes this path when C <= TILE_MAX_CLASSES.
 cdef enum:
-    TILE_MAX_CLASSES = 32
+    TILE_MAX_CLASSES = 128
     TILE_SIZE = XF_LANES * TILE_MAX_CLASSES
 
 
