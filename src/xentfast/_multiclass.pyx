@@ -25,7 +25,7 @@ from libc.string cimport memset
 from ._openmp cimport n_threads
 from ._memview cimport ptr_or_null
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
-from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap,
                      row_target_dot, tile_exp, tile_load, tile_max, tile_store)
 
@@ -126,7 +126,7 @@ cdef inline double row_loss(const LabelLoss *o, double x_y, double e_y, double m
 cdef void label_tile(const LabelLoss *o, const floating *x, const int64_t *y,
                      Py_ssize_t nr, Py_ssize_t c, const floating *w, const floating *sw,
                      double *loss, floating *g) noexcept nogil:
-    """Rows [0, nr) of a tile, nr <= XF_LANES, c <= TILE_MAX_CLASSES; no label
+    """Rows [0, nr) of a tile, nr <= XF_LANES, c <= tile_limit(); no label
     smoothing or softcap.  g may be NULL (no gradient) or x."""
     cdef floating tile[TILE_SIZE]
     cdef floating m[XF_LANES]
@@ -196,7 +196,7 @@ def label_losses(
         floating m
         double others, l1p, x_y, dot, w_sum, a, b, g_y
     cdef int threads = scratch.shape[0]   # one scratch row per thread
-    if c <= TILE_MAX_CLASSES and label_smoothing == 0 and softcap == 0:
+    if c <= tile_limit(<floating>0) and label_smoothing == 0 and softcap == 0:
         for i in prange((n + XF_LANES - 1) // XF_LANES, nogil=True, schedule="static",
                         num_threads=threads,
                         use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):

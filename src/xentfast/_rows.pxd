@@ -105,10 +105,22 @@ cdef inline void row_mul(floating *g, Py_ssize_t n, const floating *slope) noexc
 
 
 # Tiles: XF_LANES rows with few classes, transposed so loops run across rows.
-# A kernel takes this path when C <= TILE_MAX_CLASSES.
+# A kernel takes this path when C <= tile_limit(): below that the row loops'
+# remainders and reductions cost more than the tile's transposes (measured,
+# one thread: float32 up to ~128 classes; double tiles are twice as wide, and
+# win only up to ~24).
 cdef enum:
     TILE_MAX_CLASSES = 128
+    TILE_MAX_CLASSES_F64 = 24
     TILE_SIZE = XF_LANES * TILE_MAX_CLASSES
+
+
+cdef inline Py_ssize_t tile_limit(floating dtype_tag) noexcept nogil:
+    """Most classes a tile takes, for the dtype of `dtype_tag`."""
+    if floating is float:
+        return TILE_MAX_CLASSES
+    else:
+        return TILE_MAX_CLASSES_F64
 
 
 cdef inline void tile_load(const floating *x, Py_ssize_t c, Py_ssize_t nr,

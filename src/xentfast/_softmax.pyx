@@ -13,7 +13,7 @@ from libc.math cimport INFINITY
 
 from ._openmp cimport n_threads
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
-from ._rows cimport (TILE_MAX_CLASSES, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_scale_sub, row_sub, tile_exp, tile_load,
                      tile_max, tile_store)
 
@@ -24,7 +24,7 @@ cdef enum Op:
 
 cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
                     floating *out) noexcept nogil:
-    """log_softmax or softmax of nr <= XF_LANES rows with c <= TILE_MAX_CLASSES."""
+    """log_softmax or softmax of nr <= XF_LANES rows with c <= tile_limit()."""
     cdef floating tile[TILE_SIZE]
     cdef floating e[TILE_SIZE]
     cdef floating m[XF_LANES]
@@ -67,7 +67,7 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
     cdef floating m
     cdef double others, l1p
     cdef int threads = scratch.shape[0]   # one scratch row per thread
-    if c <= TILE_MAX_CLASSES:
+    if c <= tile_limit(<floating>0):
         tiled(LOG_SOFTMAX, x, out)
         return
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
@@ -84,7 +84,7 @@ def softmax(const floating[:, ::1] x,         # IN (N, C)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
     cdef double others, l1p
-    if c <= TILE_MAX_CLASSES:
+    if c <= tile_limit(<floating>0):
         tiled(SOFTMAX, x, out)
         return
     for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
