@@ -18,6 +18,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from ._memview cimport out_ptr, ptr_or_null
+from ._openmp cimport n_threads
 from ._parallel cimport PARALLEL_MIN_ELEMENTS
 
 cdef extern from "_xf_elementwise.h" nogil:
@@ -66,12 +67,48 @@ cdef inline const floating *operand(const floating *data, Py_ssize_t inner,
         return xf_broadcast_block_f64(data, inner, period, k0, n, buf)
 
 
+cdef inline floating *block_out(floating *out, Py_ssize_t k0,
+                                floating *spare) noexcept nogil:
+    """Where a block writes an output: its place in `out`, or a spare scratch
+    slot when the caller does not want that output."""
+    return out + k0 if out != NULL else spare
+
+
+cdef inline double bce_block(const floating *p, const floating *t, const floating *w,
+                             Py_ssize_t n, double scale, floating *loss,
+                             floating *grad) noexcept nogil:
+    if floating is float:
+        return xf_bce_block_f32(p, t, w, n, <float>scale, loss, grad)
+    else:
+        return xf_bce_block_f64(p, t, w, n, scale, loss, grad)
+
+
+cdef inline double bce_logits_block(const floating *x, const floating *t,
+                                    const floating *w, const floating *pw, Py_ssize_t n,
+                                    double scale, floating *loss,
+                                    floating *grad) noexcept nogil:
+    if floating is float:
+        return xf_bce_logits_block_f32(x, t, w, pw, n, <float>scale, loss, grad)
+    else:
+        return xf_bce_logits_block_f64(x, t, w, pw, n, scale, loss, grad)
+
+
+cdef inline double sigmoid_focal_block(const floating *x, const floating *t, Py_ssize_t n,
+                                       double alpha, double gamma, double scale,
+                                       floating *loss, floating *grad) noexcept nogil:
+    if floating is float:
+        return xf_sigmoid_focal_block_f32(x, t, n, <float>alpha, <float>gamma,
+                                          <float>scale, loss, grad)
+    else:
+        return xf_sigmoid_focal_block_f64(x, t, n, alpha, gamma, scale, loss, grad)
+
+
 def count_outside_unit(const floating[::1] v,   # IN (n,)
                        Py_ssize_t[::1] counts):   # OUT (n_blocks,)
     """counts[b] = how many values of block b are outside [0, 1] (NaN included)."""
     cdef Py_ssize_t n = v.shape[0], b, k0, m
     for b in prange(counts.shape[0], nogil=True, schedule="static",
-                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+                    num_threads=n_threads(), use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         if floating is float:
@@ -106,16 +143,9 @@ def binary_cross_entropy(
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
         wb = operand(wd, w_inner, w_period, k0, m, buf, &ones[0])
-        if floating is float:
-            partial[b] = xf_bce_block_f32(
-                &p[k0], &t[k0], wb, m, <float>grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * slot,
-                gp + k0 if gp != NULL else buf + 3 * slot)
-        else:
-            partial[b] = xf_bce_block_f64(
-                &p[k0], &t[k0], wb, m, grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * slot,
-                gp + k0 if gp != NULL else buf + 3 * slot)
+        partial[b] = bce_block(&p[k0], &t[k0], wb, m, grad_scale,
+                               block_out(lp, k0, buf + 2 * slot),
+                               block_out(gp, k0, buf + 3 * slot))
 
 
 def binary_cross_entropy_with_logits(
@@ -149,16 +179,9 @@ def binary_cross_entropy_with_logits(
         buf = &scratch[threadid(), 0]
         wb = operand(wd, w_inner, w_period, k0, m, buf, &ones[0])
         pwb = operand(pwd, pw_inner, pw_period, k0, m, buf + slot, &ones[0])
-        if floating is float:
-            partial[b] = xf_bce_logits_block_f32(
-                &x[k0], &t[k0], wb, pwb, m, <float>grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * slot,
-                gp + k0 if gp != NULL else buf + 3 * slot)
-        else:
-            partial[b] = xf_bce_logits_block_f64(
-                &x[k0], &t[k0], wb, pwb, m, grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * slot,
-                gp + k0 if gp != NULL else buf + 3 * slot)
+        partial[b] = bce_logits_block(&x[k0], &t[k0], wb, pwb, m, grad_scale,
+                                      block_out(lp, k0, buf + 2 * slot),
+                                      block_out(gp, k0, buf + 3 * slot))
 
 
 def sigmoid_focal(
@@ -183,13 +206,6 @@ def sigmoid_focal(
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
-        if floating is float:
-            partial[b] = xf_sigmoid_focal_block_f32(
-                &x[k0], &t[k0], m, <float>alpha, <float>gamma, <float>grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * slot,
-                gp + k0 if gp != NULL else buf + 3 * slot)
-        else:
-            partial[b] = xf_sigmoid_focal_block_f64(
-                &x[k0], &t[k0], m, alpha, gamma, grad_scale,
-                lp + k0 if lp != NULL else buf + 2 * slot,
-                gp + k0 if gp != NULL else buf + 3 * slot)
+        partial[b] = sigmoid_focal_block(&x[k0], &t[k0], m, alpha, gamma, grad_scale,
+                                         block_out(lp, k0, buf + 2 * slot),
+                                         block_out(gp, k0, buf + 3 * slot))
