@@ -114,28 +114,24 @@ def class_vector(v, n_classes, dtype, name):
     """A per-class vector of shape (n_classes,) in the compute dtype, or None."""
     if v is None:
         return None
-    arr = np.asarray(v)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    arr = as_float_array(v, name, dtype)
     if arr.shape != (n_classes,):
         raise ValueError(
             f"{name} must have shape ({n_classes},), one entry per class; got shape {arr.shape}"
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return arr
 
 
 def row_vector(v, row_shape, dtype, name):
     """A per-row vector shaped like the row axes, flattened, or None."""
     if v is None:
         return None
-    arr = np.asarray(v)
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    arr = as_float_array(v, name, dtype)
     if arr.shape != tuple(row_shape):
         raise ValueError(
             f"{name} must have the row shape {tuple(row_shape)}; got shape {arr.shape}"
         )
-    return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+    return arr.reshape(-1)
 
 
 def labels(target, row_shape, n_classes, ignore_index, name="target"):
