@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 
 import xentfast as xf
+from grids import LABEL_CASES, REDUCTIONS, dtype_id
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-REDUCTIONS = ("mean", "sum", "none")
-INT_DTYPES = (np.int8, np.int16, np.int32, np.int64,
-              np.uint8, np.uint16, np.uint32, np.uint64)
-dtype_id = lambda d: np.dtype(d).name  # noqa: E731
-# Unsigned labels cannot hold the default ignore_index -100.
-LABEL_CASES = [pytest.param(d, ig, id=f"{np.dtype(d).name}-{ig}")
-               for d in INT_DTYPES for ig in ("none", "default", "custom")
-               if not (ig == "default" and np.dtype(d).kind == "u")]
 
 
 # ----------------------------------------------------------------- references

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import xentfast as xf
+from grids import dtype_id
 
 special = pytest.importorskip("scipy.special")
 stats = pytest.importorskip("scipy.stats")
 
 info = xf.info
 DTYPES = (np.float32, np.float64)
-dtype_id = lambda d: np.dtype(d).name  # noqa: E731
 
 
 def distributions(rng, shape, zeros=True):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import xentfast as xf
+from grids import dtype_id
 
 torch = pytest.importorskip("torch")
 
 FUNCS = ("log_softmax", "softmax", "logsumexp")
-dtype_id = lambda d: np.dtype(d).name  # noqa: E731
 DTYPES = (np.float32, np.float64, np.float16, np.int32, np.int64, np.bool_)
 
 

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 import xentfast as xf
+from grids import REDUCTIONS, dtype_id
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-REDUCTIONS = ("mean", "sum", "none")
 DTYPES = (np.float32, np.float64)
-dtype_id = lambda d: np.dtype(d).name  # noqa: E731
 
 
 def ref_focal(x, y, gamma=2.0, alpha=None, ignore_index=-100, reduction="mean", axis=-1):

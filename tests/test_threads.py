@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import xentfast as xf
+from grids import REDUCTIONS
 
-REDUCTIONS = ("mean", "sum", "none")
 THREAD_COUNTS = (1, 2, 3)
 
 
