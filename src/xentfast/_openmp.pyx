@@ -12,11 +12,9 @@ cdef extern from *:
     #include <omp.h>
     static int xf_omp_max_threads(void) { return omp_get_max_threads(); }
     static void xf_omp_set_threads(int n) { omp_set_num_threads(n); }
-    static int xf_has_openmp(void) { return 1; }
     #else
     static int xf_omp_max_threads(void) { return 1; }
     static void xf_omp_set_threads(int n) { (void)n; }
-    static int xf_has_openmp(void) { return 0; }
     #endif
     /* What xentfast last set OpenMP to in this thread; 0: never, so the
        thread still has OpenMP's default. */
@@ -24,7 +22,6 @@ cdef extern from *:
     """
     int xf_omp_max_threads() nogil
     void xf_omp_set_threads(int n) nogil
-    int xf_has_openmp() nogil
     int xf_left_in_thread
 
 cdef int pinned = 0   # 0: not pinned
@@ -65,7 +62,3 @@ def restore_state(state):
     global pinned
     pinned, own = state
     _set_openmp(own)
-
-
-def has_openmp():
-    return bool(xf_has_openmp())
