@@ -1,6 +1,7 @@
 """Thread-count control and bitwise determinism across thread counts."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -261,3 +262,106 @@ def test_threaded_results_are_correct(kind):
                                           return_grad=True, **kw)
             np.testing.assert_array_equal(loss, ref[0])
             np.testing.assert_array_equal(grad, ref[1])
+
+
+# ------------------------------------------------------------------ fork
+
+def _run_child_script(code, timeout=60):
+    """Run ``code`` in a fresh interpreter; a hang or crash fails the test."""
+    # Its own process group, so that forked children that hang are killed
+    # with it rather than left behind.
+    proc = subprocess.Popen([sys.executable, "-c", code], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"hung for {timeout} s")
+    assert proc.returncode == 0, (proc.returncode, stderr[-2000:])
+    return stdout
+
+
+_FORK_SETUP = """
+import os, warnings
+import numpy as np
+import xentfast as xf
+rng = np.random.default_rng(3)
+x = rng.standard_normal((2000, 300))   # far above the one-thread size
+y = rng.integers(0, 300, 2000)
+def loss_bits():
+    return xf.cross_entropy(x, y, reduction="none").tobytes()
+xf.set_num_threads(2)
+parent = loss_bits()   # the parent's OpenMP team now exists
+"""
+
+_FORK_CHILD = _FORK_SETUP + """
+pid = os.fork()
+if pid == 0:
+    ok = loss_bits() == parent
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xf.set_num_threads(2)   # asking for threads again must not hang
+    ok = ok and loss_bits() == parent
+    grandchild = os.fork()   # nor in a child of the child
+    if grandchild == 0:
+        os._exit(0 if loss_bits() == parent else 3)
+    ok = ok and os.waitpid(grandchild, 0)[1] == 0
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), "parent", loss_bits() == parent)
+"""
+
+
+def test_parallel_call_in_forked_child_does_not_hang():
+    # GNU libgomp's thread pool does not survive fork(): a child that starts
+    # an OpenMP team after the parent had one blocks forever.
+    assert _run_child_script(_FORK_CHILD).split() == [
+        "child", "0", "parent", "True"]
+
+
+_FORK_POOL = _FORK_SETUP + """
+import multiprocessing as mp
+def work(k):
+    return xf.cross_entropy(x, np.roll(y, k), reduction="none").tobytes()
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as pool:
+        got = pool.map(work, range(4))
+    print(got == [work(k) for k in range(4)])
+"""
+
+
+def test_fork_pool_does_not_hang():
+    # multiprocessing's 'fork' start method (Linux's default before 3.14).
+    assert _run_child_script(_FORK_POOL).split() == ["True"]
+
+
+_FORK_ASK_THREADS = """
+import os, sys, warnings
+import xentfast as xf
+xf.set_num_threads(2)
+pid = os.fork()
+if pid == 0:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xf.set_num_threads(2)
+        with xf.num_threads(1):
+            inside = xf.get_num_threads()
+    print(xf.get_num_threads(), inside,
+          [w.category.__name__ for w in caught], flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(xf.get_num_threads())
+"""
+
+
+def test_forked_child_says_it_runs_on_one_thread():
+    tpc = pytest.importorskip("threadpoolctl")
+    runtimes = {i["prefix"] for i in tpc.threadpool_info()
+                if i["user_api"] == "openmp"}
+    if "libgomp" not in runtimes:
+        pytest.skip("only GNU libgomp loses its threads on fork")
+    child, parent = _run_child_script(_FORK_ASK_THREADS).splitlines()
+    assert child == "1 1 ['RuntimeWarning']"
+    assert parent == "2"

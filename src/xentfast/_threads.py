@@ -1,6 +1,7 @@
 """Thread control, process-wide, in step with threadpoolctl."""
 import contextlib
 import operator
+import warnings
 
 from . import _openmp
 
@@ -9,7 +10,9 @@ def get_num_threads():
     """Number of threads the kernels use.
 
     The value given to `set_num_threads`, else OpenMP's (``OMP_NUM_THREADS``,
-    else the number of cores, or what threadpoolctl limits it to).
+    else the number of cores, or what threadpoolctl limits it to).  Always 1
+    in a process forked from another when xentfast was built with GCC's
+    OpenMP runtime (libgomp), whose threads do not survive ``fork``.
     """
     return _openmp.get_threads()
 
@@ -21,6 +24,12 @@ def _check(n):
         raise TypeError(f"n must be an integer; got {n!r}") from None
     if n < 1:
         raise ValueError(f"n must be at least 1; got {n}")
+    if n > 1 and _openmp.single_after_fork():
+        warnings.warn(
+            f"xentfast runs on one thread in this forked process (asked for "
+            f"{n}): GCC's OpenMP runtime cannot start threads after fork. "
+            "Start worker processes with 'spawn' or 'forkserver' to use "
+            "threads in them.", RuntimeWarning, stacklevel=3)
     return n
 
 
@@ -30,7 +39,10 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int
-        At least 1.  Results are bitwise identical for every value.
+        At least 1.  Results are bitwise identical for every value.  In a
+        forked process that cannot start OpenMP threads (see
+        `get_num_threads`) the kernels stay on one thread and ``n > 1``
+        issues a `RuntimeWarning`.
     """
     _openmp.pin_threads(_check(n))
 
