@@ -67,6 +67,17 @@ def test_fewer_than_one_thread_is_an_error(n):
     assert xf.get_num_threads() == before
 
 
+@pytest.mark.parametrize("n", [2**31, 2**40, 2**64 + 3, np.int64(2**62)])
+def test_huge_thread_count_is_a_value_error(n):
+    before = xf.get_num_threads()
+    with pytest.raises(ValueError, match=str(n)):
+        xf.set_num_threads(n)
+    with pytest.raises(ValueError, match=str(n)):
+        with xf.num_threads(n):
+            pass
+    assert xf.get_num_threads() == before
+
+
 def _threads_in_fresh_process(env_update):
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(env_update)

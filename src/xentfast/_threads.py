@@ -5,6 +5,8 @@ import warnings
 
 from . import _openmp
 
+_MAX_THREADS = 2**31 - 1   # OpenMP takes a C int
+
 
 def get_num_threads():
     """Number of threads the kernels use.
@@ -22,8 +24,8 @@ def _check(n):
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"n must be an integer; got {n!r}") from None
-    if n < 1:
-        raise ValueError(f"n must be at least 1; got {n}")
+    if not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"n must be in [1, {_MAX_THREADS}]; got {n}")
     if n > 1 and _openmp.single_after_fork():
         warnings.warn(
             f"xentfast runs on one thread in this forked process (asked for "
