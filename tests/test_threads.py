@@ -78,6 +78,36 @@ def test_huge_thread_count_is_a_value_error(n):
     assert xf.get_num_threads() == before
 
 
+_MANY_THREADS_UNDER_MEMORY_LIMIT = """
+import resource
+import numpy as np
+import xentfast as xf
+x, y = np.zeros((4000, 300)), np.zeros(4000, dtype=np.int64)
+resource.setrlimit(resource.RLIMIT_AS,
+                   (4 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+try:
+    xf.set_num_threads(5000)
+except ValueError as e:
+    print("ValueError:", e)
+print(np.isclose(xf.cross_entropy(x, y), np.log(300), rtol=1e-12))
+"""
+
+
+def test_thread_count_has_an_upper_bound():
+    # 5000 threads under a 4 GiB address-space limit: libgomp cannot create
+    # them and exits the process (no Python exception) unless xentfast
+    # refuses the count first.
+    out = _run_child_script(_MANY_THREADS_UNDER_MEMORY_LIMIT).splitlines()
+    assert out[0].startswith("ValueError: n must be in [1, "), out
+    assert "5000" in out[0] and out[1] == "True", out
+    # The bound never goes below 64, whatever the machine, so a count
+    # written for a bigger machine still works on a small one.
+    with xf.num_threads(64):
+        assert xf.get_num_threads() == 64
+    with pytest.raises(ValueError, match=str(max(64, 4 * os.cpu_count()))):
+        xf.set_num_threads(max(64, 4 * os.cpu_count()) + 1)
+
+
 def _threads_in_fresh_process(env_update):
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(env_update)

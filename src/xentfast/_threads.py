@@ -1,11 +1,16 @@
 """Thread control, process-wide, in step with threadpoolctl."""
 import contextlib
 import operator
+import os
 import warnings
 
 from . import _openmp
 
-_MAX_THREADS = 2**31 - 1   # OpenMP takes a C int
+# More threads than cores never speeds the kernels up, and a runtime that
+# cannot create the threads it was asked for (a memory limit) exits the
+# process.  So counts are bounded: 4 threads a core, and at least 64 on any
+# machine so that a count written for a bigger machine still works.
+_MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
 def get_num_threads():
@@ -41,7 +46,8 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int
-        At least 1.  Results are bitwise identical for every value.  In a
+        From 1 to ``max(64, 4 * os.cpu_count())``; other values are a
+        `ValueError`.  Results are bitwise identical for every value.  In a
         forked process that cannot start OpenMP threads (see
         `get_num_threads`) the kernels stay on one thread and ``n > 1``
         issues a `RuntimeWarning`.
