@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -40,6 +41,73 @@ def test_context_manager_restores():
     with pytest.raises(RuntimeError, match="boom"):
         with xf.num_threads(1):
             raise RuntimeError("boom")
+    assert xf.get_num_threads() == 2
+
+
+def _overlapping_blocks(order):
+    """Thread A enters num_threads(4), thread B enters num_threads(3), then
+    they leave in ``order``; return what every step saw."""
+    import threading
+    steps = {"A": threading.Event(), "B": threading.Event()}
+    seen = {}
+
+    def block(name, n, entered, leave):
+        with xf.num_threads(n):
+            entered.set()
+            steps[name].wait(10)
+        seen["after " + name] = xf.get_num_threads()
+        leave.set()
+
+    a_in, b_in, a_out, b_out = (threading.Event() for _ in range(4))
+    ta = threading.Thread(target=block, args=("A", 4, a_in, a_out))
+    tb = threading.Thread(target=block, args=("B", 3, b_in, b_out))
+    ta.start()
+    a_in.wait(10)
+    tb.start()
+    b_in.wait(10)
+    seen["both in"] = xf.get_num_threads()
+    for name in order:
+        steps[name].set()
+        (a_out if name == "A" else b_out).wait(10)
+    ta.join()
+    tb.join()
+    seen["end"] = xf.get_num_threads()
+    return seen
+
+
+@pytest.mark.parametrize("order", ["AB", "BA"])
+def test_overlapping_blocks_in_two_threads_restore(order):
+    # The process-wide setting is the latest block still open; when every
+    # block is closed, it is what it was before the first one.
+    xf.set_num_threads(2)
+    seen = _overlapping_blocks(order)
+    first, second = order
+    assert seen["both in"] == 3
+    assert seen["after " + first] == (3 if first == "A" else 4)
+    assert seen["after " + second] == 2
+    assert seen["end"] == 2
+
+
+def test_many_threads_opening_blocks_leave_no_trace():
+    import threading
+    xf.set_num_threads(2)
+    errors = []
+
+    def churn(k):
+        try:
+            for i in range(300):
+                with xf.num_threads(1 + (i + k) % 5):
+                    with xf.num_threads(1 + (i * k) % 3):
+                        time.sleep(0)   # let another thread in here
+        except Exception as e:   # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
     assert xf.get_num_threads() == 2
 
 

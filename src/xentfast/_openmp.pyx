@@ -66,25 +66,24 @@ def single_after_fork():
     return bool(xf_single_after_fork)
 
 
-def _set_openmp(int n):
+def openmp_threads():
+    """The calling thread's OpenMP setting."""
+    return xf_omp_max_threads()
+
+
+def set_openmp_threads(int n):
+    """Set the calling thread's OpenMP setting (n >= 1)."""
     global xf_left_in_thread
     xf_omp_set_threads(n)
     xf_left_in_thread = n
 
 
-def pin_threads(int n):
-    """Pin the thread count for the whole process (n >= 1)."""
+def pinned_threads():
+    """The process-wide count; 0: not pinned."""
+    return pinned
+
+
+def set_pinned_threads(int n):
+    """Pin the count for the whole process (n >= 1), or unpin it (n = 0)."""
     global pinned
     pinned = n
-    _set_openmp(n)
-
-
-def save_state():
-    """What `restore_state` needs to undo later pin_threads calls."""
-    return pinned, xf_omp_max_threads()
-
-
-def restore_state(state):
-    global pinned
-    pinned, own = state
-    _set_openmp(own)

@@ -2,6 +2,7 @@
 import contextlib
 import operator
 import os
+import threading
 import warnings
 
 from . import _openmp
@@ -52,17 +53,48 @@ def set_num_threads(n):
         `get_num_threads`) the kernels stay on one thread and ``n > 1``
         issues a `RuntimeWarning`.
     """
-    _openmp.pin_threads(_check(n))
+    n = _check(n)
+    with _lock:
+        _openmp.set_pinned_threads(n)
+        _openmp.set_openmp_threads(n)
+
+
+# The num_threads blocks still open, in every Python thread, oldest first.
+# Each holds the process-wide setting to put back when it closes; a block
+# that closes while a later one is still open (another thread's) hands that
+# value on to the later block instead, so that the setting is always the
+# latest open block's, and what it was before them all once they are closed.
+_open_blocks = []
+_lock = threading.Lock()
+# A child forked while another thread held the lock would never get it.
+os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release,
+                    after_in_child=_lock.release)
 
 
 @contextlib.contextmanager
 def num_threads(n):
     """Context manager: run the block with `n` threads, then restore the
-    previous setting (including "follow OpenMP/threadpoolctl")."""
+    previous setting (including "follow OpenMP/threadpoolctl").
+
+    Blocks may overlap in several Python threads: the setting is the one
+    of the latest block still open, and the one from before them all once
+    every block has closed.
+    """
     n = _check(n)
-    previous = _openmp.save_state()
-    _openmp.pin_threads(n)
+    own = _openmp.openmp_threads()   # this thread's OpenMP setting
+    with _lock:
+        block = [_openmp.pinned_threads()]
+        _open_blocks.append(block)
+        _openmp.set_pinned_threads(n)
+        _openmp.set_openmp_threads(n)
     try:
         yield
     finally:
-        _openmp.restore_state(previous)
+        with _lock:
+            i = next(i for i, b in enumerate(_open_blocks) if b is block)
+            del _open_blocks[i]
+            if i < len(_open_blocks):
+                _open_blocks[i][0] = block[0]
+            else:
+                _openmp.set_pinned_threads(block[0])
+            _openmp.set_openmp_threads(own)
