@@ -87,3 +87,4 @@ def set_pinned_threads(int n):
     """Pin the count for the whole process (n >= 1), or unpin it (n = 0)."""
     global pinned
     pinned = n
+
