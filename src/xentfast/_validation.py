@@ -76,11 +76,14 @@ def class_rows(x, axis, name):
     return x.reshape(math.prod(row_shape), x.shape[-1]), row_shape, axis
 
 
-def check_out(out, shape, dtype, name, inputs=(), may_be=None):
+def check_out(out, shape, dtype, name, may_be=(), inputs=None):
     """Check a caller-supplied output array before anything is written.
 
-    `out` must be a writeable C-contiguous ndarray of `shape` and `dtype`,
-    sharing no memory with `inputs`; it may be exactly the array `may_be`.
+    `out` must be a writeable C-contiguous ndarray of `shape` and `dtype`.
+    It may be exactly the first argument (each array of `may_be`: the
+    argument as given and as converted for the kernel) but must not overlap
+    it otherwise, nor share memory with `inputs`: every other argument, as
+    a dict name -> array, None or a tuple of them (as given, as converted).
     """
     if not isinstance(out, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array; got {type(out).__name__}")
@@ -93,16 +96,30 @@ def check_out(out, shape, dtype, name, inputs=(), may_be=None):
         raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
-    if may_be is not None and np.may_share_memory(out, may_be):
-        same = (out.__array_interface__["data"][0] == may_be.__array_interface__["data"][0]
-                and out.strides == may_be.strides and out.shape == may_be.shape)
-        if not same:
+    for first in may_be:
+        if np.may_share_memory(out, first) and not _same_memory(out, first):
             raise ValueError(
                 f"{name} overlaps the input without being the input itself"
             )
-    for other in inputs:
-        if other is not None and np.may_share_memory(out, other):
-            raise ValueError(f"{name} must not share memory with another argument")
+    for other_name, arrays in (inputs or {}).items():
+        for other in arrays if isinstance(arrays, tuple) else (arrays,):
+            if other is not None and np.may_share_memory(out, other):
+                raise ValueError(f"{name} must not share memory with {other_name}")
+
+
+def _same_memory(a, b):
+    """Whether `a` and `b` are the same elements in the same layout."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape
+            and a.dtype.itemsize == b.dtype.itemsize)
+
+
+def given_array(value):
+    """`value` as an array without copying when it exposes its memory (an
+    ndarray, a tensor, a memoryview), to check outputs against it."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    return np.asarray(value)
 
 
 def check_grad_out(grad_out, return_grad):

@@ -16,7 +16,7 @@ import numpy as np
 from . import _binary
 from ._buffers import scratch_rows
 from ._validation import (as_float_array, check_grad_out, check_out, check_real,
-                          check_reduction)
+                          check_reduction, given_array)
 
 
 
@@ -63,6 +63,7 @@ class _Elements:
                 f"target must have the shape of {name}, {self.shape}; got shape {target_arr.shape}"
             )
         self.t = as_float_array(target_arr, "target", self.dtype).reshape(self.shape)
+        self.target_given = target_arr
         self.reduction = reduction
         self.return_grad = return_grad
         self.grad_out = grad_out
@@ -98,10 +99,13 @@ class _Elements:
         data = as_float_array(arr, name, self.dtype).reshape(-1)
         return data, math.prod(self.shape[last + 1:]), data.size
 
-    def check_grad_out(self, *inputs):
+    def check_grad_out(self, **inputs):
+        """Check grad_out against the first argument and every other one
+        (`inputs`: name -> array as given or as converted, or None)."""
         if self.grad_out is not None:
-            check_out(self.grad_out, self.shape, self.dtype, "grad_out", inputs=inputs,
-                      may_be=self.original if isinstance(self.original, np.ndarray) else None)
+            check_out(self.grad_out, self.shape, self.dtype, "grad_out",
+                      may_be=(self.x, given_array(self.original)),
+                      inputs=dict(target=(self.target_given, self.t), **inputs))
 
     def scratch(self):
         """Per-thread work space of the kernels (one row when they run on one thread)."""
@@ -170,7 +174,7 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean",
     w = el.operand(weight, "weight")
     _check_unit_interval(el.x, "probs", "probabilities")
     _check_unit_interval(el.t, "target", "values")
-    el.check_grad_out(el.t, w[0])
+    el.check_grad_out(weight=(given_array(weight), w[0]))
     return el.run(_binary.binary_cross_entropy, w, (_ONES[el.dtype],))
 
 
@@ -217,7 +221,8 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     w = el.operand(weight, "weight")
     pw = el.operand(pos_weight, "pos_weight")
     _check_unit_interval(el.t, "target", "values")
-    el.check_grad_out(el.t, w[0], pw[0])
+    el.check_grad_out(weight=(given_array(weight), w[0]),
+                      pos_weight=(given_array(pos_weight), pw[0]))
     return el.run(_binary.binary_cross_entropy_with_logits, w + pw, (_ONES[el.dtype],))
 
 
@@ -262,5 +267,5 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none
     alpha = check_real(alpha, "alpha")
     gamma = check_real(gamma, "gamma", 0.0)
     _check_unit_interval(el.t, "target", "values")
-    el.check_grad_out(el.t)
+    el.check_grad_out()
     return el.run(_binary.sigmoid_focal, (alpha, gamma), ())

@@ -12,7 +12,7 @@ from . import _multiclass
 from ._buffers import scratch_rows
 from ._validation import (as_float_array, check_grad_out, check_ignore_index,
                           check_out, check_real, check_reduction, class_rows,
-                          class_vector, labels, row_vector)
+                          class_vector, given_array, labels, row_vector)
 
 
 class _Rows:
@@ -30,10 +30,12 @@ class _Rows:
         self.grad_out = grad_out
         self.last = self.axis == self.x.ndim - 1
 
-    def check_grad_out(self, *inputs):
+    def check_grad_out(self, **inputs):
+        """Check grad_out against the logits and every other argument
+        (`inputs`: name -> array as given or as converted, or None)."""
         if self.grad_out is not None:
-            check_out(self.grad_out, self.x.shape, self.dtype, "grad_out", inputs=inputs,
-                      may_be=self.original if isinstance(self.original, np.ndarray) else None)
+            check_out(self.grad_out, self.x.shape, self.dtype, "grad_out",
+                      may_be=(self.x, given_array(self.original)), inputs=inputs)
 
     def grad_buffer(self):
         """The (rows, classes) array the kernel writes the gradient into."""
@@ -181,13 +183,17 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
                 f"got ignore_index={ignore_index}"
             )
         t2d, _, _ = class_rows(as_float_array(target_arr, "target", dtype), rows.axis, "target")
-        rows.check_grad_out(t2d, w, sw)
+        rows.check_grad_out(target=(given_array(target), t2d),
+                            weight=(given_array(weight), w),
+                            sample_weight=(given_array(sample_weight), sw))
         denominator = rows.n_rows if sw is None else float(np.sum(sw, dtype=np.float64))
         kernel_args = (t2d, w, sw, eps, z_loss, cap)
         kernel = _multiclass.cross_entropy_probs
     else:
         y, n_kept = labels(target_arr, rows.row_shape, n_classes, ignore_index)
-        rows.check_grad_out(w, sw)
+        rows.check_grad_out(target=(given_array(target), y),
+                            weight=(given_array(weight), w),
+                            sample_weight=(given_array(sample_weight), sw))
         denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
         kernel_args = (y, w, sw, ignore_index, eps, z_loss, cap, -1.0)
         kernel = _multiclass.label_losses
@@ -228,7 +234,9 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     w = class_vector(weight, rows.n_classes, rows.dtype, "weight")
     sw = row_vector(sample_weight, rows.row_shape, rows.dtype, "sample_weight")
     y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
-    rows.check_grad_out(w, sw)
+    rows.check_grad_out(target=(given_array(target), y),
+                            weight=(given_array(weight), w),
+                            sample_weight=(given_array(sample_weight), sw))
     denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
     loss_rows, grad2d = _run(_multiclass.nll, rows, y, w, sw, ignore_index,
                              _grad_scale(reduction, denominator))
@@ -269,7 +277,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     gamma = check_real(gamma, "gamma", 0.0)
     a = class_vector(alpha, rows.n_classes, rows.dtype, "alpha")
     y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
-    rows.check_grad_out(a)
+    rows.check_grad_out(target=(given_array(target), y), alpha=(given_array(alpha), a))
     denominator = float(n_kept)
     loss_rows, grad2d = _run(_multiclass.label_losses, rows, y, a, None, ignore_index,
                              0.0, 0.0, 0.0, gamma, _grad_scale(reduction, denominator),

@@ -3,7 +3,7 @@ import numpy as np
 
 from . import _softmax
 from ._buffers import scratch_rows
-from ._validation import as_float_array, check_out, class_rows
+from ._validation import as_float_array, check_out, class_rows, given_array
 
 
 def _run(kernel, x, axis, out, out_name, needs_scratch):
@@ -12,8 +12,7 @@ def _run(kernel, x, axis, out, out_name, needs_scratch):
     x = as_float_array(x, "x")
     x2d, _, axis = class_rows(x, axis, "x")
     if out is not None:
-        check_out(out, x.shape, x.dtype, out_name,
-                  may_be=x_in if isinstance(x_in, np.ndarray) else None)
+        check_out(out, x.shape, x.dtype, out_name, may_be=(x, given_array(x_in)))
     last = axis == x.ndim - 1
     if out is not None and last:
         result = out
