@@ -19,7 +19,7 @@ from cython.parallel cimport prange, threadid
 
 from ._memview cimport out_ptr, ptr_or_null
 from ._openmp cimport n_threads
-from ._parallel cimport PARALLEL_MIN_ELEMENTS
+from ._parallel cimport PARALLEL_MIN_ELEMENTS, threads_for
 
 cdef extern from "_xf_elementwise.h" nogil:
     enum:
@@ -54,6 +54,13 @@ PARALLEL_MIN = PARALLEL_MIN_ELEMENTS
 # Per-thread scratch: SCRATCH_SLOTS slots of min(n, XF_BLOCK) values for two
 # broadcast operands, unwanted losses and unwanted gradients.
 SCRATCH_SLOTS = 4
+
+
+def scratch_shape(Py_ssize_t n):
+    """Shape of the `scratch` array the loss kernels need for n elements:
+    a row per thread the call uses (never more than its blocks)."""
+    cdef Py_ssize_t n_blocks = (n + XF_BLOCK - 1) // XF_BLOCK
+    return threads_for(n_blocks, n), SCRATCH_SLOTS * min(n, <Py_ssize_t>XF_BLOCK)
 
 
 cdef inline const floating *operand(const floating *data, Py_ssize_t inner,

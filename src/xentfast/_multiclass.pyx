@@ -15,7 +15,9 @@
 # number of threads.
 # A kernel with per-thread `scratch` rows runs exactly scratch.shape[0]
 # threads, so threadid() always has a row even if another Python thread
-# changes the thread count meanwhile.
+# changes the thread count meanwhile.  The `*_scratch` functions give the
+# shape a call needs: no more rows than the call can use threads
+# (threads_for), and no columns where the gradient row can serve instead.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport expm1, exp, pow
@@ -24,7 +26,7 @@ from libc.string cimport memset
 
 from ._openmp cimport n_threads
 from ._memview cimport ptr_or_null
-from ._parallel cimport PARALLEL_MIN_ELEMENTS
+from ._parallel cimport PARALLEL_MIN_ELEMENTS, threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap,
                      row_target_dot, tile_exp, tile_load, tile_max, tile_store)
@@ -43,13 +45,45 @@ def scan_labels(const int64_t[::1] y, int64_t n_classes, int64_t ignore_index):
 
 
 cdef inline const floating *capped_row(const floating *x, Py_ssize_t c, double softcap,
-                                      floating *scratch) noexcept nogil:
+                                      floating *capped, floating *slope) noexcept nogil:
     """The row the loss sees: x, or with softcap > 0 the capped logits, put in
-    scratch[:c] with the cap's slope in scratch[c:] (for the chain rule)."""
+    `capped` (which may be x) with the cap's slope in `slope` (for the chain
+    rule)."""
     if softcap > 0:
-        row_softcap(x, c, <floating>softcap, scratch, scratch + c)
-        return scratch
+        row_softcap(x, c, <floating>softcap, capped, slope)
+        return capped
     return x
+
+
+cdef inline Py_ssize_t row_scratch_columns(Py_ssize_t c, bint grad, double softcap) noexcept:
+    """Scratch a row needs: with a gradient row, only the cap's slope (the
+    capped logits and the exps go into the gradient row); without, room for
+    the exps (over the capped logits) and the slope."""
+    if grad:
+        return c if softcap > 0 else 0
+    return 2 * c if softcap > 0 else c
+
+
+cdef inline floating *scratch_row(floating *scratch0, Py_ssize_t width,
+                                  int thread) noexcept nogil:
+    """This thread's row of a scratch array starting at `scratch0` (NULL when
+    the call needs none) with rows of `width`."""
+    return scratch0 + thread * width if scratch0 != NULL else NULL
+
+
+def label_losses_scratch(const floating[:, ::1] x, bint grad, double label_smoothing,
+                         double softcap):
+    """Shape of the `scratch` array `label_losses` needs for logits `x`."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
+    if c <= tile_limit(<floating>0) and label_smoothing == 0 and softcap == 0:
+        return threads_for((n + XF_LANES - 1) // XF_LANES, n * c), 0
+    return threads_for(n, n * c), row_scratch_columns(c, grad, softcap)
+
+
+def cross_entropy_probs_scratch(const floating[:, ::1] x, bint grad, double softcap):
+    """Shape of the `scratch` array `cross_entropy_probs` needs for logits `x`."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
+    return threads_for(n, n * c), row_scratch_columns(c, grad, softcap)
 
 
 cdef inline double label_row(double x_y, double e_y, double m, double others,
@@ -179,7 +213,7 @@ def label_losses(
         double grad_scale,
         double[::1] loss,                      # OUT (N,)
         floating[:, ::1] grad,                 # OUT (N, C) or None; may be x
-        floating[:, ::1] scratch):             # (threads, 2 C)
+        floating[:, ::1] scratch):             # label_losses_scratch(...)
     """Cross-entropy (every option) or softmax focal loss of integer labels."""
     cdef:
         LabelLoss o = LabelLoss(focal=focal_gamma >= 0, gamma=focal_gamma,
@@ -193,6 +227,8 @@ def label_losses(
         floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
         const floating *src
         floating *e
+        floating *s0 = &scratch[0, 0] if scratch.shape[1] > 0 else NULL
+        floating *sp
         floating m
         double others, l1p, x_y, dot, w_sum, a, b, g_y
     cdef int threads = scratch.shape[0]   # one scratch row per thread
@@ -216,8 +252,13 @@ def label_losses(
         # assigned here so that prange makes them thread-private: they are
         # otherwise only written through pointers
         dot = w_sum = a = b = g_y = l1p = 0.0
-        src = capped_row(&x[i, 0], c, softcap, &scratch[threadid(), 0])
-        e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
+        sp = scratch_row(s0, scratch.shape[1], threadid())
+        if g0 != NULL:   # capped logits, exps and gradient in the gradient row
+            e = g0 + i * c
+            src = capped_row(&x[i, 0], c, softcap, e, sp)
+        else:            # capped logits then exps in scratch, the slope after
+            e = sp
+            src = capped_row(&x[i, 0], c, softcap, sp, sp + c)
         m = row_max(src, c)
         x_y = src[yi] - m
         if label_smoothing > 0:
@@ -231,7 +272,7 @@ def label_losses(
             row_scale_sub(e, c, <floating>a, <floating>b, NULL, w, 0, 1)
             e[yi] = <floating>g_y
             if softcap > 0:
-                row_mul(e, c, &scratch[threadid(), c])
+                row_mul(e, c, sp)
 
 
 def cross_entropy_probs(
@@ -245,7 +286,7 @@ def cross_entropy_probs(
         double grad_scale,
         double[::1] loss,                      # OUT (N,)
         floating[:, ::1] grad,                 # OUT (N, C) or None; may be x
-        floating[:, ::1] scratch):             # (threads, 2 C)
+        floating[:, ::1] scratch):             # cross_entropy_probs_scratch(...)
     cdef:
         Py_ssize_t n = x.shape[0], c = x.shape[1], i
         const floating *w = ptr_or_null(weight)
@@ -253,6 +294,8 @@ def cross_entropy_probs(
         floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
         const floating *src
         floating *e
+        floating *s0 = &scratch[0, 0] if scratch.shape[1] > 0 else NULL
+        floating *sp
         floating m
         floating t_scale = <floating>(1 - label_smoothing)
         floating t_add = <floating>(label_smoothing / c if c else 0.0)
@@ -261,8 +304,13 @@ def cross_entropy_probs(
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         c_sum = l1p = 0.0   # thread-private (see label_losses)
-        src = capped_row(&x[i, 0], c, softcap, &scratch[threadid(), 0])
-        e = g0 + i * c if g0 != NULL else &scratch[threadid(), 0]
+        sp = scratch_row(s0, scratch.shape[1], threadid())
+        if g0 != NULL:   # as in label_losses
+            e = g0 + i * c
+            src = capped_row(&x[i, 0], c, softcap, e, sp)
+        else:
+            e = sp
+            src = capped_row(&x[i, 0], c, softcap, sp, sp + c)
         m = row_max(src, c)
         # sum_c q_c (x_c - m) with q = smoothed, weighted target
         dot = row_target_dot(src, c, m, &target[i, 0], w, t_scale, t_add, &c_sum)
@@ -275,7 +323,7 @@ def cross_entropy_probs(
             row_scale_sub(e, c, <floating>(s * (c_sum + 2 * z_loss * lse) / (1 + others)),
                           <floating>s, &target[i, 0], w, t_scale, t_add)
             if softcap > 0:
-                row_mul(e, c, &scratch[threadid(), c])
+                row_mul(e, c, sp)
 
 
 def nll(const floating[:, ::1] x,              # IN (N, C) log-probabilities

@@ -14,7 +14,6 @@ import math
 import numpy as np
 
 from . import _binary
-from ._buffers import scratch_rows
 from ._validation import (as_float_array, check_grad_out, check_out, check_real,
                           check_reduction, given_array)
 
@@ -108,11 +107,8 @@ class _Elements:
                       inputs=dict(target=(self.target_given, self.t), **inputs))
 
     def scratch(self):
-        """Per-thread work space of the kernels (one row when they run on one thread)."""
-        width = _binary.SCRATCH_SLOTS * min(self.n, _binary.BLOCK)
-        if self.n < _binary.PARALLEL_MIN:
-            return np.empty((1, width), self.dtype)
-        return scratch_rows(width, self.dtype)
+        """Per-thread work space of the kernels."""
+        return np.empty(_binary.scratch_shape(self.n), self.dtype)
 
     def run(self, kernel, before, after=()):
         """Run ``kernel(x, t, *before, grad_scale, loss, partial, grad,

@@ -9,7 +9,6 @@ of threads).
 import numpy as np
 
 from . import _multiclass
-from ._buffers import scratch_rows
 from ._validation import (as_float_array, check_grad_out, check_ignore_index,
                           check_out, check_real, check_reduction, class_rows,
                           class_vector, given_array, labels, row_vector)
@@ -83,15 +82,15 @@ def _label_denominator(y, n_kept, ignore_index, weight, sample_weight):
     return float(np.sum(np.where(kept, w * s, 0.0), dtype=np.float64))
 
 
-def _run(kernel, rows, *args, scratch_classes=None):
+def _run(kernel, rows, *args, scratch_shape=None):
     """Run a row kernel on the logits, `args`, the per-row loss and gradient
-    buffers it returns (losses in double), and `scratch_classes` scratch
-    columns per thread if given."""
+    buffers it returns (losses in double), and a scratch array of
+    `scratch_shape` (the kernel's `*_scratch` function) if given."""
     loss_rows = np.zeros(rows.n_rows, dtype=np.float64)
     grad2d = rows.grad_buffer()
     if rows.x2d.size:   # no classes: every row is ignored (or has an empty sum)
-        scratch = () if scratch_classes is None else (
-            scratch_rows(scratch_classes, rows.dtype),)
+        scratch = () if scratch_shape is None else (
+            np.empty(scratch_shape(rows.x2d, rows.return_grad), rows.dtype),)
         kernel(rows.x2d, *args, loss_rows, grad2d, *scratch)
     return loss_rows, grad2d
 
@@ -189,6 +188,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         denominator = rows.n_rows if sw is None else float(np.sum(sw, dtype=np.float64))
         kernel_args = (t2d, w, sw, eps, z_loss, cap)
         kernel = _multiclass.cross_entropy_probs
+        scratch_shape = lambda x2d, grad: _multiclass.cross_entropy_probs_scratch(x2d, grad, cap)
     else:
         y, n_kept = labels(target_arr, rows.row_shape, n_classes, ignore_index)
         rows.check_grad_out(target=(given_array(target), y),
@@ -197,10 +197,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
         kernel_args = (y, w, sw, ignore_index, eps, z_loss, cap, -1.0)
         kernel = _multiclass.label_losses
+        scratch_shape = lambda x2d, grad: _multiclass.label_losses_scratch(x2d, grad, eps, cap)
 
-    # scratch: capped logits and the cap's slope, or exps without a gradient
     loss_rows, grad2d = _run(kernel, rows, *kernel_args, _grad_scale(reduction, denominator),
-                             scratch_classes=2 * n_classes)
+                             scratch_shape=scratch_shape)
     return _finish(rows, loss_rows, grad2d, reduction, denominator)
 
 
@@ -281,5 +281,6 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     denominator = float(n_kept)
     loss_rows, grad2d = _run(_multiclass.label_losses, rows, y, a, None, ignore_index,
                              0.0, 0.0, 0.0, gamma, _grad_scale(reduction, denominator),
-                             scratch_classes=2 * rows.n_classes)
+                             scratch_shape=lambda x2d, grad: _multiclass.label_losses_scratch(
+                                 x2d, grad, 0.0, 0.0))
     return _finish(rows, loss_rows, grad2d, reduction, denominator)

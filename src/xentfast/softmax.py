@@ -2,11 +2,10 @@
 import numpy as np
 
 from . import _softmax
-from ._buffers import scratch_rows
 from ._validation import as_float_array, check_out, class_rows, given_array
 
 
-def _run(kernel, x, axis, out, out_name, needs_scratch):
+def _run(kernel, x, axis, out, out_name, scratch_shape=None):
     """Apply a row kernel that maps x to an array of x's shape."""
     x_in = x
     x = as_float_array(x, "x")
@@ -18,11 +17,11 @@ def _run(kernel, x, axis, out, out_name, needs_scratch):
         result = out
     else:
         result = np.empty(x.shape if last else x2d.shape, dtype=x.dtype)
-    args = (x2d, result.reshape(x2d.shape))
-    if needs_scratch:
-        args += (scratch_rows(x2d.shape[1], x.dtype),)
+    out2d = result.reshape(x2d.shape)
     if x2d.size:
-        kernel(*args)
+        scratch = () if scratch_shape is None else (
+            np.empty(scratch_shape(x2d, np.may_share_memory(x2d, out2d)), x.dtype),)
+        kernel(x2d, out2d, *scratch)
     if last:
         return result
     moved = np.moveaxis(result.reshape(np.moveaxis(x, axis, -1).shape), -1, axis)
@@ -54,7 +53,8 @@ def log_softmax(x, axis=-1, *, out=None):
         cancel to 0.  A row with NaN or +inf is NaN; -inf entries are
         classes of probability 0.
     """
-    return _run(_softmax.log_softmax, x, axis, out, "out", needs_scratch=True)
+    return _run(_softmax.log_softmax, x, axis, out, "out",
+                scratch_shape=_softmax.log_softmax_scratch)
 
 
 def softmax(x, axis=-1, *, out=None):
@@ -75,7 +75,7 @@ def softmax(x, axis=-1, *, out=None):
         Probabilities summing to 1 along `axis`.  A row with NaN or +inf, or
         with every entry -inf, is NaN.
     """
-    return _run(_softmax.softmax, x, axis, out, "out", needs_scratch=False)
+    return _run(_softmax.softmax, x, axis, out, "out")
 
 
 def logsumexp(x, axis=-1):
@@ -98,6 +98,6 @@ def logsumexp(x, axis=-1):
     x2d, row_shape, _ = class_rows(x, axis, "x")
     result = np.full(x2d.shape[0], -np.inf)   # the log of an empty sum
     if x2d.size:
-        _softmax.logsumexp(x2d, result, scratch_rows(x2d.shape[1], x.dtype))
+        _softmax.logsumexp(x2d, result, np.empty(_softmax.logsumexp_scratch(x2d), x.dtype))
     result = result.astype(x.dtype).reshape(row_shape)
     return result[()] if result.ndim == 0 else result
