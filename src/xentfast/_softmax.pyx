@@ -126,11 +126,14 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
-        if m == -INFINITY:
-            # every entry is -inf or NaN: -inf, or NaN if there is a NaN
+        if m == -INFINITY or m == INFINITY:
+            # the sum is 0 (every entry -inf) or +inf: the max, unless a NaN
+            # (which row_max skips) makes it NaN
             out[i] = m
             for j in range(c):
-                out[i] = out[i] + x[i, j]
+                if x[i, j] != x[i, j]:
+                    out[i] = x[i, j]
+                    break
             continue
         l1p = 0.0   # thread-private: otherwise only written through a pointer
         row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0], &l1p)
