@@ -224,6 +224,9 @@ def label_losses(
         int64_t yi
         const floating *w = ptr_or_null(weight)
         const floating *sw = ptr_or_null(sample_weight)
+        # the weights enter the gradient row only through label smoothing
+        # (b = 0 otherwise, and 0 * inf would make an untargeted column NaN)
+        const floating *w_smoothed = w if label_smoothing > 0 else NULL
         floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
         const floating *src
         floating *e
@@ -269,7 +272,7 @@ def label_losses(
                            w[yi] if w != NULL else 1.0, sw[i] if sw != NULL else 1.0,
                            c, &a, &b, &g_y)
         if g0 != NULL:
-            row_scale_sub(e, c, <floating>a, <floating>b, NULL, w, 0, 1)
+            row_scale_sub(e, c, <floating>a, <floating>b, NULL, w_smoothed, 0, 1)
             e[yi] = <floating>g_y
             if softcap > 0:
                 row_mul(e, c, sp)
