@@ -207,8 +207,12 @@ def check_real(value, name, low=None, high=None, low_open=False):
     too_low = low is not None and (v <= low if low_open else v < low)
     too_high = high is not None and v > high
     if not math.isfinite(v) or too_low or too_high:
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        interval = f"{'(' if low_open else '['}{lo}, {hi}]"
-        raise ValueError(f"{name} must be in {interval}; got {value!r}")
+        raise ValueError(f"{name} must be in {_interval(low, high, low_open)}; got {value!r}")
     return v
+
+
+def _interval(low, high, low_open=False):
+    """'[low, high]' with open ends where a bound is infinite or excluded."""
+    lo = "(-inf" if low is None else f"{'(' if low_open else '['}{low}"
+    hi = "inf)" if high is None else f"{high}]"
+    return f"{lo}, {hi}"
