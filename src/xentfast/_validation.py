@@ -211,6 +211,22 @@ def check_real(value, name, low=None, high=None, low_open=False):
     return v
 
 
+def check_fits(value, name, dtype, what):
+    """`value`, a float option a kernel narrows to `dtype`: a ValueError if
+    it overflows there, or if a nonzero value rounds to 0, instead of a NaN
+    that float64 would not give.  `what` names the array it goes with."""
+    if dtype == np.float32:
+        with np.errstate(over="ignore"):
+            narrowed = np.float32(value)
+        if np.isinf(narrowed) or (narrowed == 0) != (value == 0):
+            limit = np.finfo(np.float32)
+            raise ValueError(
+                f"{name} must be 0 or of magnitude in [{limit.smallest_subnormal}, "
+                f"{limit.max}] for float32 {what}; got {value!r}"
+            )
+    return value
+
+
 def _interval(low, high, low_open=False):
     """'[low, high]' with open ends where a bound is infinite or excluded."""
     lo = "(-inf" if low is None else f"{'(' if low_open else '['}{low}"

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import _binary
-from ._validation import (as_float_array, check_grad_out, check_out, check_real,
+from ._validation import (as_float_array, check_fits, check_grad_out, check_out, check_real,
                           check_reduction, given_array)
 
 
@@ -260,8 +260,9 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none
         Only with ``return_grad=True``.
     """
     el = _Elements(logits, "logits", target, reduction, return_grad, grad_out)
-    alpha = check_real(alpha, "alpha")
-    gamma = check_real(gamma, "gamma", 0.0)
+    # the kernels take alpha and gamma in the compute dtype
+    alpha = check_fits(check_real(alpha, "alpha"), "alpha", el.dtype, "logits")
+    gamma = check_fits(check_real(gamma, "gamma", 0.0), "gamma", el.dtype, "logits")
     _check_unit_interval(el.t, "target", "values")
     el.check_grad_out()
     return el.run(_binary.sigmoid_focal, (alpha, gamma), ())

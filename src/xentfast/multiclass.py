@@ -9,7 +9,7 @@ of threads).
 import numpy as np
 
 from . import _multiclass
-from ._validation import (as_float_array, check_grad_out, check_ignore_index,
+from ._validation import (as_float_array, check_fits, check_grad_out, check_ignore_index,
                           check_out, check_real, check_reduction, class_rows,
                           class_vector, given_array, labels, row_vector)
 
@@ -158,8 +158,9 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     ignore_index = check_ignore_index(ignore_index)
     eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
     z_loss = check_real(z_loss, "z_loss")
-    cap = 0.0 if softcap is None else check_real(softcap, "softcap", 0.0, low_open=True)
     n_classes, dtype = rows.n_classes, rows.dtype
+    cap = 0.0 if softcap is None else check_fits(
+        check_real(softcap, "softcap", 0.0, low_open=True), "softcap", dtype, "logits")
     w = class_vector(weight, n_classes, dtype, "weight")
     sw = row_vector(sample_weight, rows.row_shape, dtype, "sample_weight")
 
