@@ -74,8 +74,8 @@ def _grad_scale(reduction, denominator):
 
 def _label_denominator(y, n_kept, ignore_index, weight, sample_weight):
     """sum of sample_weight_i * weight[y_i] over the n_kept rows not ignored."""
-    if weight is None and sample_weight is None:
-        return float(n_kept)
+    if n_kept == 0 or (weight is None and sample_weight is None):
+        return float(n_kept)   # (no row kept: C = 0 too, and weight is empty)
     kept = y != ignore_index
     w = 1.0 if weight is None else np.where(kept, weight[np.where(kept, y, 0)], 0.0)
     s = 1.0 if sample_weight is None else sample_weight
