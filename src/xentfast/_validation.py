@@ -153,7 +153,9 @@ def row_vector(v, row_shape, dtype, name):
 
 def labels(target, row_shape, n_classes, ignore_index, name="target"):
     """Integer labels as a flat int64 array, each in [0, n_classes) or
-    ignore_index, and the number of rows not ignored."""
+    ignore_index; the number of rows not ignored; and the int64 value that
+    marks the ignored rows in that array (ignore_index itself, unless it is
+    outside int64: then the nearest int64, held by exactly the ignored rows)."""
     y = np.asarray(target)
     if y.dtype == np.bool_:
         raise TypeError(f"{name} must hold integer class labels; got dtype bool")
@@ -166,14 +168,26 @@ def labels(target, row_shape, n_classes, ignore_index, name="target"):
             f"{name} must have the logits' shape without the class axis, "
             f"{tuple(row_shape)}; got shape {y.shape}"
         )
-    if y.dtype == np.uint64 and y.size and y.max() > np.iinfo(np.int64).max:
-        bad = np.flatnonzero(y.reshape(-1) > np.iinfo(np.int64).max)[0]
-        raise _label_error(y, bad, n_classes, ignore_index, name)
-    y64 = np.ascontiguousarray(y, dtype=np.int64).reshape(-1)
-    bad, ignored = _multiclass.scan_labels(y64, n_classes, ignore_index)
+    kernel_ignore = min(max(ignore_index, _INT64.min), _INT64.max)
+    flat = y.reshape(-1)
+    if y.dtype == np.uint64 and y.size and y.max() > _INT64.max:
+        bad = (flat > _INT64.max) & (flat != ignore_index)
+        if bad.any():
+            raise _label_error(y, np.flatnonzero(bad)[0], n_classes, ignore_index, name)
+    y64 = np.ascontiguousarray(flat, dtype=np.int64)
+    if kernel_ignore != ignore_index:
+        y64 = np.where(flat == ignore_index, kernel_ignore, y64)
+    bad, ignored = _multiclass.scan_labels(y64, n_classes, kernel_ignore)
+    if bad < 0 and ignored and kernel_ignore != ignore_index:
+        # a label equal to the stand-in value that is not ignore_index
+        wrong = (y64 == kernel_ignore) & (flat != ignore_index)
+        bad = np.flatnonzero(wrong)[0] if wrong.any() else -1
     if bad >= 0:
         raise _label_error(y, bad, n_classes, ignore_index, name)
-    return y64, y64.shape[0] - ignored
+    return y64, y64.shape[0] - ignored, kernel_ignore
+
+
+_INT64 = np.iinfo(np.int64)
 
 
 def _label_error(y, flat_index, n_classes, ignore_index, name):

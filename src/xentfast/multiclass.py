@@ -191,7 +191,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         kernel = _multiclass.cross_entropy_probs
         scratch_shape = lambda x2d, grad: _multiclass.cross_entropy_probs_scratch(x2d, grad, cap)
     else:
-        y, n_kept = labels(target_arr, rows.row_shape, n_classes, ignore_index)
+        y, n_kept, ignore_index = labels(target_arr, rows.row_shape, n_classes, ignore_index)
         rows.check_grad_out(target=(given_array(target), y),
                             weight=(given_array(weight), w),
                             sample_weight=(given_array(sample_weight), sw))
@@ -234,7 +234,7 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     ignore_index = check_ignore_index(ignore_index)
     w = class_vector(weight, rows.n_classes, rows.dtype, "weight")
     sw = row_vector(sample_weight, rows.row_shape, rows.dtype, "sample_weight")
-    y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
+    y, n_kept, ignore_index = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(target=(given_array(target), y),
                             weight=(given_array(weight), w),
                             sample_weight=(given_array(sample_weight), sw))
@@ -277,7 +277,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     ignore_index = check_ignore_index(ignore_index)
     gamma = check_real(gamma, "gamma", 0.0)
     a = class_vector(alpha, rows.n_classes, rows.dtype, "alpha")
-    y, n_kept = labels(target, rows.row_shape, rows.n_classes, ignore_index)
+    y, n_kept, ignore_index = labels(target, rows.row_shape, rows.n_classes, ignore_index)
     rows.check_grad_out(target=(given_array(target), y), alpha=(given_array(alpha), a))
     denominator = float(n_kept)
     loss_rows, grad2d = _run(_multiclass.label_losses, rows, y, a, None, ignore_index,
