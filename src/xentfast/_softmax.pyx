@@ -2,17 +2,16 @@
 #
 # No validation or allocation here: softmax.py checks the inputs and
 # allocates `out` and the per-thread `scratch` rows (the `*_scratch`
-# functions give their shape).  A row is
+# functions give their shape; a kernel with scratch runs scratch.shape[0]
+# threads, the thread rule of _openmp.pxd).  Entry points are named like the
+# public functions and called by keyword.  A row is
 # read from memory once.  Rows with few classes go through tiles of XF_LANES
 # rows (see _rows.pxd) so that the vector loops run across rows.
-# A kernel with per-thread `scratch` rows runs exactly scratch.shape[0]
-# threads, so threadid() always has a row even if another Python thread
-# changes the thread count meanwhile.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 
-from ._parallel cimport PARALLEL_MIN_ELEMENTS, threads_for
+from ._openmp cimport PARALLEL_MIN_ELEMENTS, threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_scale_sub, row_sub, tile_exp, tile_load,
                      tile_max, tile_store)
@@ -61,7 +60,7 @@ cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
                   &out[blk * XF_LANES, 0])
 
 
-def log_softmax_scratch(const floating[:, ::1] x, bint in_place):
+def log_softmax_scratch(const floating[:, ::1] x, *, bint in_place):
     """Shape of the `scratch` array `log_softmax` needs for `x`: a row for the
     exps only when `out` is `x` (otherwise they go to `out` first)."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
@@ -70,9 +69,10 @@ def log_softmax_scratch(const floating[:, ::1] x, bint in_place):
     return threads_for(n, n * c), c
 
 
-def log_softmax(const floating[:, ::1] x,     # IN (N, C)
+def log_softmax(*,
+                const floating[:, ::1] x,     # IN (N, C)
                 floating[:, ::1] out,         # OUT (N, C), may be x
-                floating[:, ::1] scratch):    # log_softmax_scratch(x, out is x)
+                floating[:, ::1] scratch):    # log_softmax_scratch(x, in_place=out is x)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
     cdef double others, l1p
@@ -93,7 +93,8 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
         row_sub(&x[i, 0], c, m, <floating>l1p, &out[i, 0])
 
 
-def softmax(const floating[:, ::1] x,         # IN (N, C)
+def softmax(*,
+            const floating[:, ::1] x,         # IN (N, C)
             floating[:, ::1] out):            # OUT (N, C), may be x
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
@@ -116,7 +117,8 @@ def logsumexp_scratch(const floating[:, ::1] x):
     return threads_for(n, n * c), c
 
 
-def logsumexp(const floating[:, ::1] x,       # IN (N, C)
+def logsumexp(*,
+              const floating[:, ::1] x,       # IN (N, C)
               double[::1] out,                # OUT (N,)
               floating[:, ::1] scratch):      # logsumexp_scratch(x)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j

@@ -1,15 +1,18 @@
-"""Input checks shared by every public function.
+"""Input checks shared by every public function (and sklearn.py).
 
 Everything the compiled kernels assume (dtypes, contiguity, shapes, label
 range, writeable outputs that do not overlap the inputs) is established here,
 before any kernel runs, so a bad call raises without touching an output.
+Each `check_*` raises a TypeError/ValueError naming the argument, or returns
+the value as the kernels take it; the scans over labels and [0, 1] values
+run compiled (_scan.pyx).
 """
 import math
 import operator
 
 import numpy as np
 
-from . import _multiclass
+from . import _scan
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -49,7 +52,7 @@ def check_reduction(reduction):
         )
 
 
-def normalize_axis(axis, ndim, name="axis"):
+def check_axis(axis, ndim, name="axis"):
     try:
         axis = operator.index(axis)
     except TypeError:
@@ -61,7 +64,7 @@ def normalize_axis(axis, ndim, name="axis"):
     return axis % ndim
 
 
-def class_rows(x, axis, name):
+def check_rows(x, axis, name):
     """(rows, classes) C-contiguous view or copy of `x` with the class axis last.
 
     Returns (x2d, row_shape, axis) where row_shape is x's shape without the
@@ -69,7 +72,7 @@ def class_rows(x, axis, name):
     """
     if x.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the class axis); got a scalar")
-    axis = normalize_axis(axis, x.ndim)
+    axis = check_axis(axis, x.ndim)
     row_shape = x.shape[:axis] + x.shape[axis + 1:]
     if axis != x.ndim - 1:
         x = np.ascontiguousarray(np.moveaxis(x, axis, -1))
@@ -122,12 +125,7 @@ def given_array(value):
     return np.asarray(value)
 
 
-def check_grad_out(grad_out, return_grad):
-    if grad_out is not None and not return_grad:
-        raise ValueError("grad_out is only used with return_grad=True; got return_grad=False")
-
-
-def class_vector(v, n_classes, dtype, name):
+def check_class_vector(v, n_classes, dtype, name):
     """A per-class vector of shape (n_classes,) in the compute dtype, or None."""
     if v is None:
         return None
@@ -139,7 +137,7 @@ def class_vector(v, n_classes, dtype, name):
     return arr
 
 
-def row_vector(v, row_shape, dtype, name):
+def check_row_vector(v, row_shape, dtype, name):
     """A per-row vector shaped like the row axes, flattened, or None."""
     if v is None:
         return None
@@ -151,7 +149,7 @@ def row_vector(v, row_shape, dtype, name):
     return arr.reshape(-1)
 
 
-def labels(target, row_shape, n_classes, ignore_index, name="target"):
+def check_labels(target, row_shape, n_classes, ignore_index, name="target"):
     """Integer labels as a flat int64 array, each in [0, n_classes) or
     ignore_index; the number of rows not ignored; and the int64 value that
     marks the ignored rows in that array (ignore_index itself, unless it is
@@ -177,7 +175,7 @@ def labels(target, row_shape, n_classes, ignore_index, name="target"):
     y64 = np.ascontiguousarray(flat, dtype=np.int64)
     if kernel_ignore != ignore_index:
         y64 = np.where(flat == ignore_index, kernel_ignore, y64)
-    bad, ignored = _multiclass.scan_labels(y64, n_classes, kernel_ignore)
+    bad, ignored = _scan.scan_labels(y64, n_classes, kernel_ignore)
     if bad < 0 and ignored and kernel_ignore != ignore_index:
         # a label equal to the stand-in value that is not ignore_index
         wrong = (y64 == kernel_ignore) & (flat != ignore_index)
@@ -246,3 +244,14 @@ def _interval(low, high, low_open=False):
     lo = "(-inf" if low is None else f"{'(' if low_open else '['}{low}"
     hi = "inf)" if high is None else f"{high}]"
     return f"{lo}, {hi}"
+
+
+def check_unit_interval(v, name, what):
+    """ValueError naming the first entry of `v` (a C-contiguous float array)
+    outside [0, 1], NaN included."""
+    k = _scan.first_outside_unit(v.reshape(-1))
+    if k >= 0:
+        position = tuple(int(i) for i in np.unravel_index(k, v.shape)) if v.ndim else ()
+        raise ValueError(
+            f"{name} must hold {what} in [0, 1]; got {v.reshape(-1)[k]} at position {position}"
+        )
