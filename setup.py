@@ -8,6 +8,7 @@ Environment switches:
 import glob
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -45,7 +46,14 @@ OPENMP_PROBE = textwrap.dedent(
 
 
 def compiler_has_openmp(compiler):
-    """Compile and link a tiny OpenMP program with the build's own compiler."""
+    """Compile and link a tiny OpenMP program with the build's own compiler.
+
+    The compiler compiles with the user's CFLAGS but links executables
+    without them or LDFLAGS (the extensions' link has both): add them, or
+    e.g. CFLAGS=LDFLAGS=-fsanitize=address fails here and builds serially.
+    """
+    user_flags = [flag for var in ("CFLAGS", "LDFLAGS")
+                  for flag in shlex.split(os.environ.get(var, ""))]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
@@ -53,7 +61,7 @@ def compiler_has_openmp(compiler):
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
             compiler.link_executable(objs, "probe", output_dir=tmp,
-                                     extra_postargs=["-fopenmp"])
+                                     extra_postargs=user_flags + ["-fopenmp"])
         except Exception:
             return False
     return True
@@ -89,17 +97,18 @@ extensions = [
     for name in MODULES
 ]
 
-setup(
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives={
-            "language_level": "3",
-            "boundscheck": DEBUG,
-            "wraparound": DEBUG,
-            "initializedcheck": DEBUG,
-            "cdivision": True,
-            "cpow": True,
-        },
-    ),
-    cmdclass={"build_ext": BuildExt},
-)
+if __name__ == "__main__":   # pip runs it so; tests load only the probe
+    setup(
+        ext_modules=cythonize(
+            extensions,
+            compiler_directives={
+                "language_level": "3",
+                "boundscheck": DEBUG,
+                "wraparound": DEBUG,
+                "initializedcheck": DEBUG,
+                "cdivision": True,
+                "cpow": True,
+            },
+        ),
+        cmdclass={"build_ext": BuildExt},
+    )
