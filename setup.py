@@ -5,6 +5,7 @@ Environment switches:
   XENTFAST_REQUIRE_OPENMP=1   fail instead of building a serial extension when
                               the compiler has no OpenMP (CI sets this).
 """
+import glob
 import os
 import platform
 import shlex
@@ -18,7 +19,9 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_openmp", "_softmax", "_multiclass", "_binary"]
+MODULES = ["_openmp", "_scan", "_softmax", "_multiclass", "_binary"]
+# Every module depends on every header and .pxd: editing one rebuilds all.
+DEPENDS = sorted(glob.glob("src/xentfast/*.h") + glob.glob("src/xentfast/*.pxd"))
 DEBUG = os.environ.get("XENTFAST_DEBUG", "0") == "1"
 
 # Kernels rely on IEEE semantics (NaN/Inf propagate, -inf is a mask), so no
@@ -80,15 +83,18 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+missing = [name for name in MODULES if not os.path.exists(f"src/xentfast/{name}.pyx")]
+if missing:
+    sys.exit(f"xentfast: missing source src/xentfast/{missing[0]}.pyx")
 extensions = [
     Extension(
         f"xentfast.{name}",
         [f"src/xentfast/{name}.pyx"],
         include_dirs=[np.get_include(), "src/xentfast"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=DEPENDS,
     )
     for name in MODULES
-    if os.path.exists(f"src/xentfast/{name}.pyx")
 ]
 
 if __name__ == "__main__":   # pip runs it so; tests load only the probe
