@@ -35,8 +35,9 @@ def first_outside_unit(const floating[::1] values):
     if counts == NULL:
         raise MemoryError()
     # count per block in parallel, then find the first bad value serially
-    for b in prange(n_blocks, nogil=True, schedule="static",
-                    num_threads=threads_for(n_blocks, n)):
+    cdef int threads = threads_for(n_blocks, n)
+    for b in prange(n_blocks, nogil=True, schedule="static", num_threads=threads,
+                    use_threads_if=threads > 1):
         k0 = b * XF_BLOCK
         counts[b] = count_outside_unit(v + k0, min(<Py_ssize_t>XF_BLOCK, n - k0))
     for b in range(n_blocks):
