@@ -36,6 +36,7 @@ cdef enum:
 # What an absent weight reads.
 cdef float ONES_F32[XF_BLOCK]
 cdef double ONES_F64[XF_BLOCK]
+cdef Py_ssize_t _k
 for _k in range(XF_BLOCK):
     ONES_F32[_k] = 1
     ONES_F64[_k] = 1

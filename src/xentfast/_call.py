@@ -37,7 +37,7 @@ class Call:
 
     def check_out(self, **inputs):
         """Check the output buffer against the first argument and every other
-        one (`inputs`: name -> array, None, or a tuple of them: as given and
+        one (`inputs`: name -> value, None, or a tuple of them: as given and
         as converted)."""
         if self.out is not None:
             check_out(self.out, self.x.shape, self.dtype, self.out_name,

@@ -86,7 +86,7 @@ def check_out(out, shape, dtype, name, may_be=(), inputs=None):
     It may be exactly the first argument (each array of `may_be`: the
     argument as given and as converted for the kernel) but must not overlap
     it otherwise, nor share memory with `inputs`: every other argument, as
-    a dict name -> array, None or a tuple of them (as given, as converted).
+    a dict name -> value, None or a tuple of them (as given, as converted).
     """
     if not isinstance(out, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array; got {type(out).__name__}")
@@ -106,6 +106,7 @@ def check_out(out, shape, dtype, name, may_be=(), inputs=None):
             )
     for other_name, arrays in (inputs or {}).items():
         for other in arrays if isinstance(arrays, tuple) else (arrays,):
+            other = given_array(other)
             if other is not None and np.may_share_memory(out, other):
                 raise ValueError(f"{name} must not share memory with {other_name}")
 
@@ -166,10 +167,10 @@ def check_labels(target, row_shape, n_classes, ignore_index, name="target"):
             f"{name} must have the logits' shape without the class axis, "
             f"{tuple(row_shape)}; got shape {y.shape}"
         )
-    kernel_ignore = min(max(ignore_index, _INT64.min), _INT64.max)
+    kernel_ignore = min(max(ignore_index, _INT64_MIN), _INT64_MAX)
     flat = y.reshape(-1)
-    if y.dtype == np.uint64 and y.size and y.max() > _INT64.max:
-        bad = (flat > _INT64.max) & (flat != ignore_index)
+    if y.dtype == np.uint64 and y.size and y.max() > _INT64_MAX:
+        bad = (flat > _INT64_MAX) & (flat != ignore_index)
         if bad.any():
             raise _label_error(y, np.flatnonzero(bad)[0], n_classes, ignore_index, name)
     y64 = np.ascontiguousarray(flat, dtype=np.int64)
@@ -185,7 +186,7 @@ def check_labels(target, row_shape, n_classes, ignore_index, name="target"):
     return y64, y64.shape[0] - ignored, kernel_ignore
 
 
-_INT64 = np.iinfo(np.int64)
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
 
 
 def _label_error(y, flat_index, n_classes, ignore_index, name):

@@ -17,7 +17,7 @@ import numpy as np
 from . import _binary
 from ._call import Call
 from ._validation import (as_float_array, check_fits, check_real, check_reduction,
-                          check_unit_interval, given_array)
+                          check_unit_interval)
 
 
 class _Operand(NamedTuple):
@@ -133,7 +133,7 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean",
     w = _operand(weight, "weight", call, "probs")
     check_unit_interval(call.x, "probs", "probabilities")
     check_unit_interval(t, "target", "values")
-    call.check_out(target=(target_arr, t), weight=(given_array(weight), w.data))
+    call.check_out(target=(target_arr, t), weight=(weight, w.data))
     return _run(_binary.binary_cross_entropy, call, "probs", t, reduction,
                 **_operand_args("weight", w))
 
@@ -182,8 +182,8 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     w = _operand(weight, "weight", call, "logits")
     pw = _operand(pos_weight, "pos_weight", call, "logits")
     check_unit_interval(t, "target", "values")
-    call.check_out(target=(target_arr, t), weight=(given_array(weight), w.data),
-                   pos_weight=(given_array(pos_weight), pw.data))
+    call.check_out(target=(target_arr, t), weight=(weight, w.data),
+                   pos_weight=(pos_weight, pw.data))
     return _run(_binary.binary_cross_entropy_with_logits, call, "logits", t, reduction,
                 **_operand_args("weight", w), **_operand_args("pos_weight", pw))
 
