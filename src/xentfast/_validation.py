@@ -99,16 +99,25 @@ def check_out(out, shape, dtype, name, may_be=(), inputs=None):
         raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
-    for first in may_be:
+    for first in _distinct(may_be):
         if np.may_share_memory(out, first) and not _same_memory(out, first):
             raise ValueError(
                 f"{name} overlaps the input without being the input itself"
             )
     for other_name, arrays in (inputs or {}).items():
-        for other in arrays if isinstance(arrays, tuple) else (arrays,):
-            other = given_array(other)
-            if other is not None and np.may_share_memory(out, other):
+        for other in _distinct(arrays if isinstance(arrays, tuple) else (arrays,)):
+            if np.may_share_memory(out, other):
                 raise ValueError(f"{name} must not share memory with {other_name}")
+
+
+def _distinct(values):
+    """The arrays among `values` (as given_array makes them), each once."""
+    arrays = []
+    for v in values:
+        a = given_array(v)
+        if a is not None and not any(a is b for b in arrays):
+            arrays.append(a)
+    return arrays
 
 
 def _same_memory(a, b):
