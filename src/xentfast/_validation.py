@@ -41,8 +41,10 @@ def as_float_array(x, name, dtype=None):
         raise TypeError(
             f"{name} must be a real numeric array; got dtype {arr.dtype}"
         )
-    # ascontiguousarray makes 0-d input 1-d; keep the caller's shape
-    return np.ascontiguousarray(arr, dtype=dtype).reshape(arr.shape)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    # ascontiguousarray makes 0-d input 1-d; keep the caller's shape (and the
+    # caller's array itself when it needs no copy)
+    return out if out.shape == arr.shape else out.reshape(arr.shape)
 
 
 def check_reduction(reduction):
