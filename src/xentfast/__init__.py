@@ -1,6 +1,11 @@
 """xentfast: fused, numerically stable cross-entropy losses and gradients.
 
-Compiled row kernels (OpenMP, SIMD) behind a thin NumPy API; see API.md.
+Where things are (docs/internals.md has the details, docs/api-contract.md the contract):
+  multiclass.py, softmax.py, binary.py  public functions: options, reductions, docstrings
+  _call.py, _validation.py, _scan.pyx   per-call helper; every check_*; compiled input scans
+  _kernels.py                           internal block API: row kernels on a caller's block
+  _multiclass/_softmax/_binary.pyx      kernels (prange, row maths); _rows/_elementwise.pxd -> C
+  _openmp.pyx/.pxd, _threads.py         OpenMP shim and the thread rule; public thread control
 """
 from . import info
 from ._threads import get_num_threads, num_threads, set_num_threads
