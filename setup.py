@@ -17,7 +17,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_openmp", "_softmax", "_multiclass", "_binary"]
+MODULES = ["_openmp", "_simd", "_softmax", "_multiclass", "_binary"]
 DEBUG = os.environ.get("XENTFAST_DEBUG", "0") == "1"
 
 # Kernels rely on IEEE semantics (NaN/Inf propagate, -inf is a mask), so no

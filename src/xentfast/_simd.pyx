@@ -1,0 +1,64 @@
+# The instruction-set level the kernels run at (see _xf_dispatch.h), and what
+# the build knows about it, for config_info().  Every kernel module makes the
+# same choice when it is loaded; this module includes the same headers, so
+# what it reports is what they run.
+cdef extern from "_xf_rows.h" nogil:
+    int XF_N_LEVELS
+    const char *xf_level_names[]
+    int xf_level
+    int xf_best_level
+    int xf_env_status
+    int XF_ENV_UNSET, XF_ENV_OK, XF_ENV_UNKNOWN, XF_ENV_UNAVAILABLE
+    int XF_LANES
+    Py_ssize_t xf_tile_limit_f32()
+    Py_ssize_t xf_tile_limit_f64()
+
+cdef extern from *:
+    """
+    #if defined(__clang__)
+    #  define XF_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #  define XF_COMPILER "gcc " __VERSION__
+    #else
+    #  define XF_COMPILER "unknown"
+    #endif
+    #ifdef _OPENMP
+    #  define XF_OPENMP 1
+    #else
+    #  define XF_OPENMP 0
+    #endif
+    """
+    const char *XF_COMPILER
+    int XF_OPENMP
+
+
+def level():
+    """Name of the level the kernels run at."""
+    return xf_level_names[xf_level].decode()
+
+
+def available():
+    """Levels this CPU and build support, best first."""
+    return [xf_level_names[i].decode() for i in range(xf_best_level, -1, -1)]
+
+
+def known():
+    """Every level name of this build's architecture, lowest first."""
+    return [xf_level_names[i].decode() for i in range(XF_N_LEVELS)]
+
+
+def env_status():
+    """What XENTFAST_SIMD asked for: 'unset', 'ok', 'unknown' or 'unavailable'."""
+    return {XF_ENV_UNSET: "unset", XF_ENV_OK: "ok", XF_ENV_UNKNOWN: "unknown",
+            XF_ENV_UNAVAILABLE: "unavailable"}[xf_env_status]
+
+
+def build_info():
+    """Compiler, OpenMP, and the per-level kernel settings at the current level."""
+    return {
+        "compiler": XF_COMPILER.decode(),
+        "openmp": bool(XF_OPENMP),
+        "tile_rows": XF_LANES,
+        "tile_limit_float32": xf_tile_limit_f32(),
+        "tile_limit_float64": xf_tile_limit_f64(),
+    }
