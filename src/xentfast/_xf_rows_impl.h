@@ -98,6 +98,15 @@ static XF_TARGET void XF_NAME(xf_row_mul)(XF_T *g, Py_ssize_t n, const XF_T *slo
         g[j] = g[j] * slope[j];
 }
 
+/* e[j] = exp(x[j]): the exp alone, to measure its throughput (the floor of
+ * the benchmarks). */
+static XF_TARGET void XF_NAME(xf_exp_block)(const XF_T *x, Py_ssize_t n, XF_T *e)
+{
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++)
+        e[j] = XF_EXP(x[j]);
+}
+
 /* ---- Tiles: a block of XF_LANES rows with few classes, row k in lane k ----
  * For small C a row is shorter than a vector, so the row loops above would
  * run their scalar remainder; instead the tile holds the block transposed
