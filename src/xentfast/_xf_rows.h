@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include "_xf_simd.h"
 #include "_xf_dispatch.h"
+#include "_xf_transpose.h"
 
 /* Rows per tile in the small-C kernels. */
 #define XF_LANES 16
@@ -25,6 +26,7 @@
 #define XF_IMPL "_xf_rows_impl.h"
 
 #define XF_T float
+#define XF_F32 1
 #define XF_DT_NAME(f) f##_f32
 #define XF_EXP xf_expf
 #define XF_LOG1P xf_log1pf
@@ -33,8 +35,10 @@
 #undef XF_DT_NAME
 #undef XF_EXP
 #undef XF_LOG1P
+#undef XF_F32
 
 #define XF_T double
+#define XF_F32 0
 #define XF_DT_NAME(f) f##_f64
 #define XF_EXP xf_exp
 #define XF_LOG1P xf_log1p
@@ -43,6 +47,7 @@
 #undef XF_DT_NAME
 #undef XF_EXP
 #undef XF_LOG1P
+#undef XF_F32
 #undef XF_IMPL
 
 #define xf_row_max_f32(...) XF_DISPATCH(xf_row_max_f32, __VA_ARGS__)
@@ -70,9 +75,11 @@
 #define xf_tile_store_f32(...) XF_DISPATCH(xf_tile_store_f32, __VA_ARGS__)
 #define xf_tile_store_f64(...) XF_DISPATCH(xf_tile_store_f64, __VA_ARGS__)
 
-/* Most classes the kernels send through tiles, per level and dtype (above,
- * the row loops are faster; measured, see bench/simd.md). */
-static inline Py_ssize_t xf_tile_limit_f32(void) { return XF_PER_LEVEL(128, 128, 128); }
+/* Most classes the kernels send through tiles, per level (baseline, avx2,
+ * avx512) and dtype: above, the row loops are faster (measured on Zen 4/5,
+ * one thread; see bench/simd.md).  The float tiles of the AVX levels are
+ * transposed in registers (_xf_transpose.h), so they pay off for longer. */
+static inline Py_ssize_t xf_tile_limit_f32(void) { return XF_PER_LEVEL(32, 56, 56); }
 static inline Py_ssize_t xf_tile_limit_f64(void) { return XF_PER_LEVEL(24, 24, 24); }
 
 #endif

@@ -114,10 +114,14 @@ static XF_TARGET void XF_NAME(xf_exp_block)(const XF_T *x, Py_ssize_t n, XF_T *e
  */
 
 /* tile[j, k] = x[k * C + j] for the nr <= XF_LANES rows of x; lanes past nr
- * are filled with 0 so that every later loop runs over full vectors. */
+ * are filled with 0 so that every later loop runs over full vectors.  Float
+ * tiles at the AVX levels are transposed in registers (_xf_transpose.h). */
 static XF_TARGET void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
                                                  Py_ssize_t nr, XF_T *tile)
 {
+#if defined(XF_X86) && XF_LEVEL_NUM >= 1 && XF_F32
+    xf_tile_load8_f32(x, c, nr, tile);
+#else
     for (Py_ssize_t j = 0; j < c; j++)
         XF_SIMD
         for (Py_ssize_t k = 0; k < nr; k++)
@@ -125,6 +129,7 @@ static XF_TARGET void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
     for (Py_ssize_t k = nr; k < XF_LANES; k++)
         for (Py_ssize_t j = 0; j < c; j++)
             tile[j * XF_LANES + k] = 0;
+#endif
 }
 
 /* m[k] = max over the classes of lane k (NaNs skipped, as in xf_row_max). */
@@ -176,10 +181,14 @@ static XF_TARGET void XF_NAME(xf_tile_store)(const XF_T *tile, Py_ssize_t c,
                                                   const XF_T *s, const XF_T *b,
                                                   const XF_T *w, XF_T *g)
 {
+#if defined(XF_X86) && XF_LEVEL_NUM >= 1 && XF_F32
+    xf_tile_store8_f32(tile, c, nr, a, s, b, w, g);
+#else
     for (Py_ssize_t j = 0; j < c; j++) {
         XF_T wj = w ? w[j] : (XF_T)1;
         XF_SIMD
         for (Py_ssize_t k = 0; k < nr; k++)
             g[k * c + j] = (a[k] * tile[j * XF_LANES + k] - s[k]) - b[k] * wj;
     }
+#endif
 }
