@@ -62,7 +62,7 @@ def env_status():
 def build_info():
     """Compiler, OpenMP, and the per-level kernel settings at the current level."""
     return {
-        "compiler": XF_COMPILER.decode(),
+        "compiler": XF_COMPILER.decode().strip(),
         "openmp": bool(XF_OPENMP),
         "tile_rows": XF_LANES,
         "tile_limit_float32": xf_tile_limit_f32(),

@@ -12,7 +12,7 @@ static XF_TARGET Py_ssize_t XF_NAME(xf_count_outside_unit)(const XF_T *v, Py_ssi
     Py_ssize_t bad = 0;
     XF_SIMD_REDUCE(+, bad)
     for (Py_ssize_t i = 0; i < n; i++)
-        bad += (v[i] >= 0) & (v[i] <= 1) ? 0 : 1;
+        bad += ((v[i] >= 0) & (v[i] <= 1)) ? 0 : 1;
     return bad;
 }
 
