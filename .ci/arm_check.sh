@@ -14,13 +14,13 @@ echo "== C kernels, native ($(uname -m))"
 gcc "${FLAGS[@]}" -o "$out/native" && "$out/native"
 
 if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64 >/dev/null; then
-    if command -v apt-get >/dev/null; then
-        sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if command -v apt-get >/dev/null && { [ -z "$sudo" ] || command -v sudo >/dev/null; }; then
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc-aarch64-linux-gnu qemu-user >/dev/null
     else
-        echo "SKIPPED: ARM check: no apt-get to install gcc-aarch64-linux-gnu and qemu-user"
+        echo "SKIPPED: ARM check: no apt-get (or no root) to install gcc-aarch64-linux-gnu and qemu-user"
         exit 0
     fi
 fi
