@@ -64,6 +64,27 @@ static void check_rows(int level, Py_ssize_t c)
         check("row_scale_sub", level, c, e[j], 0.5 * exp((double)x[j] - m_ref) - 0.25, 1e-6);
 }
 
+/* The double instances share the code above; check their exp and sums. */
+static void check_rows_f64(int level, Py_ssize_t c)
+{
+    double x[1100], e[1100];
+    unsigned state = (unsigned)c + 1;
+    for (Py_ssize_t j = 0; j < c; j++)
+        x[j] = next_value(&state) * 10.0;
+    double m_ref = -INFINITY, sum_ref = 0.0;
+    for (Py_ssize_t j = 0; j < c; j++)
+        m_ref = x[j] > m_ref ? x[j] : m_ref;
+    for (Py_ssize_t j = 0; j < c; j++)
+        sum_ref += exp(x[j] - m_ref);
+    double m = xf_row_max_f64(x, c), l1p;
+    check("row_max f64", level, c, m, m_ref, 0);
+    double others = xf_row_exp_sum_f64(x, c, m, e, &l1p);
+    check("row_exp_sum f64", level, c, 1 + others, sum_ref, 1e-14);
+    check("row_exp_sum f64 log1p", level, c, l1p, log(sum_ref), 1e-14);
+    for (Py_ssize_t j = 0; j < c; j++)
+        check("row_exp_sum f64 e", level, c, e[j], exp(x[j] - m_ref), 1e-15);
+}
+
 static void check_tile(int level, Py_ssize_t c, Py_ssize_t nr)
 {
     float x[XF_LANES * 40], tile[XF_LANES * 40], g[XF_LANES * 40];
@@ -126,8 +147,10 @@ int main(void)
             printf("FAIL: XENTFAST_SIMD=%s chose level %d\n", xf_level_names[level], xf_level);
             return 1;
         }
-        for (Py_ssize_t c = 1; c <= 1100; c += c < 40 ? 1 : 97)
+        for (Py_ssize_t c = 1; c <= 1100; c += c < 40 ? 1 : 97) {
             check_rows(level, c);
+            check_rows_f64(level, c);
+        }
         for (Py_ssize_t c = 1; c <= 40; c++)
             for (Py_ssize_t nr = 1; nr <= XF_LANES; nr += 5)
                 check_tile(level, c, nr);
