@@ -69,9 +69,18 @@ class XentFast:
 
         self.xf = xf
         xf.set_num_threads(threads)
-        return {"version": _version(xf), "file": xf.__file__,
+        info = {"version": _version(xf), "file": xf.__file__,
                 "threads": f"OMP_NUM_THREADS={threads}; "
                            f"xf.set_num_threads({threads})"}
+        simd = getattr(xf, "config_info", lambda: {})().get("simd")
+        if simd is not None:
+            # the floor of the "x floor" column: exps per second of one core
+            # at the level the kernels run at, measured now
+            from xentfast import _simd
+            info["simd"] = simd
+            info["exp_rate"] = {"float32": _simd.exp_rate(False),
+                                "float64": _simd.exp_rate(True)}
+        return info
 
     def prepare(self, op, variant, inp):
         xf, x = self.xf, inp.x

@@ -8,6 +8,7 @@ Where things are (docs/internals.md has the details, docs/api-contract.md the co
   _openmp.pyx/.pxd, _threads.py         OpenMP shim and the thread rule; public thread control
 """
 from . import info
+from ._config import config_info, show_config
 from ._threads import get_num_threads, num_threads, set_num_threads
 from .binary import (binary_cross_entropy, binary_cross_entropy_with_logits,
                      sigmoid_focal_loss)
@@ -18,6 +19,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "sigmoid_focal_loss", "info",
-    "cross_entropy", "get_num_threads", "log_softmax", "logsumexp", "nll_loss",
-    "num_threads", "set_num_threads", "softmax", "softmax_focal_loss",
+    "config_info", "cross_entropy", "get_num_threads", "log_softmax", "logsumexp", "nll_loss",
+    "num_threads", "set_num_threads", "show_config", "softmax", "softmax_focal_loss",
 ]
