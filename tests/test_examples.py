@@ -26,3 +26,19 @@ def test_mlp_digits_quick(tmp_path):
     assert m, r.stdout
     # 5 epochs reach about 0.97; a broken loss or gradient stays near 0.1.
     assert float(m.group(1)) > 0.90, r.stdout
+
+
+def test_next_token_stdlib_quick(tmp_path):
+    script = EXAMPLES / "next_token_stdlib.py"
+    if not script.exists():
+        pytest.skip("examples/ not present next to the tests")
+    r = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    val = [float(v) for v in re.findall(r"validation loss ([\d.]+)", r.stdout)]
+    assert len(val) == 2, r.stdout
+    # starts at log(4096) = 8.3; 40 steps reach about 5.7, a broken gradient stays near 8.3
+    assert 8.0 < val[0] < 8.7 and val[1] < 7.0, r.stdout
+    m = re.search(r"memory ratio unfused/fused ([\d.]+)x", r.stdout)
+    assert m and float(m.group(1)) > 1.5, r.stdout
+    assert "same loss" in r.stdout
