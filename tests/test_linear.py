@@ -337,7 +337,7 @@ BAD = [
     (dict(chunk_size=True), TypeError, r"chunk_size must be a positive integer"),
     (dict(reduction="avg"), ValueError, r"reduction must be one of.*'avg'"),
     (dict(label_smoothing=1.5), ValueError, r"label_smoothing must be in \[0.0, 1.0\]"),
-    (dict(softcap=0.0), ValueError, r"softcap must be in \(0.0, inf\]"),
+    (dict(softcap=0.0), ValueError, r"softcap must be in \(0.0, inf[\])]"),
     (dict(z_loss="big"), TypeError, r"z_loss must be a real number"),
     (dict(ignore_index=1.5), TypeError, r"ignore_index must be an integer"),
 ]

@@ -23,12 +23,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _multiclass
-from ._buffers import scratch_rows
-from ._validation import (as_float_array, check_ignore_index, check_real,
-                          check_reduction, class_vector, compute_dtype, labels,
-                          row_vector)
-from .multiclass import _grad_scale, _label_denominator
+from ._kernels import cross_entropy_block, label_denominator
+from ._validation import (as_float_array, check_class_vector, check_fits,
+                          check_ignore_index, check_labels, check_real, check_reduction,
+                          check_row_vector, compute_dtype)
+from .multiclass import _grad_scale
 
 LinearGrads = namedtuple("LinearGrads", ["x", "W", "bias"])
 LinearGrads.__doc__ = "Gradients of `linear_cross_entropy`'s loss w.r.t. x, W and bias."
@@ -91,15 +90,12 @@ def _operands(x, W):
     return x_arr.reshape(math.prod(row_shape), x_arr.shape[-1]), as_float_array(W_arr, "W", dtype), row_shape
 
 
-def _fused_block(block, y, weight, sample_weight, ignore_index, label_smoothing, z_loss,
-                 softcap, grad_scale, loss_rows, with_grad, scratch):
+def _fused_block(block, y, loss_rows, with_grad, options):
     """The cross-entropy kernel on one block of logits: per-row losses into
-    loss_rows and, with_grad, the gradient (times grad_scale) over the block."""
-    _multiclass.label_losses(
-        x=block, y=y, weight=weight, sample_weight=sample_weight,
-        ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
-        softcap=softcap, focal_gamma=-1.0, grad_scale=grad_scale, loss=loss_rows,
-        grad=block if with_grad else None, scratch=scratch)
+    loss_rows and, with_grad, the gradient (times options' grad_scale)
+    written over the block."""
+    cross_entropy_block(block, y, grad_out=block if with_grad else None, loss_out=loss_rows,
+                        **options)
 
 
 def _accumulate_dW(dW, G, x_chunk, tile):
@@ -170,20 +166,24 @@ def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-
     ignore_index = check_ignore_index(ignore_index)
     eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
     z_loss = check_real(z_loss, "z_loss")
-    cap = 0.0 if softcap is None else check_real(softcap, "softcap", 0.0, low_open=True)
+    if softcap is not None:
+        softcap = check_fits(check_real(softcap, "softcap", 0.0, low_open=True), "softcap",
+                             dtype, "x and W")
     chunk_size = _check_chunk_size(chunk_size)
-    b = class_vector(bias, n_classes, dtype, "bias")
-    w = class_vector(weight, n_classes, dtype, "weight")
-    sw = row_vector(sample_weight, row_shape, dtype, "sample_weight")
+    b = check_class_vector(bias, n_classes, dtype, "bias")
+    w = check_class_vector(weight, n_classes, dtype, "weight")
+    sw = check_row_vector(sample_weight, row_shape, dtype, "sample_weight")
     target_arr = np.asarray(target)
     if target_arr.dtype.kind == "f":
         raise TypeError(
             "target must hold integer class labels (probability targets are not "
             f"supported by linear_cross_entropy); got dtype {target_arr.dtype}")
-    y, n_kept = labels(target_arr, row_shape, n_classes, ignore_index)
+    y, n_kept, ignore_index = check_labels(target_arr, row_shape, n_classes, ignore_index)
 
-    denominator = _label_denominator(y, n_kept, ignore_index, w, sw)
-    grad_scale = _grad_scale(reduction, denominator)
+    denominator = label_denominator(y, ignore_index=ignore_index, weight=w, sample_weight=sw,
+                                    n_kept=n_kept)
+    options = dict(weight=w, ignore_index=ignore_index, label_smoothing=eps, z_loss=z_loss,
+                   softcap=softcap, grad_scale=_grad_scale(reduction, denominator))
     loss_rows = np.zeros(n_rows, dtype=np.float64)
     rows = _chunk_rows(n_rows, n_classes, dtype, chunk_size)
     if return_grad:
@@ -197,7 +197,6 @@ def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-
                                rows * n_classes * dtype.itemsize // row_bytes))
         dW_tile = np.empty((tile_rows, n_features), dtype) if n_rows > rows else None
     block_buffer = np.empty(rows * n_classes, dtype)
-    scratch = scratch_rows(2 * n_classes, dtype)
     for r0 in range(0, n_rows, rows):
         r1 = min(r0 + rows, n_rows)
         block = block_buffer[:(r1 - r0) * n_classes].reshape(r1 - r0, n_classes)
@@ -205,10 +204,8 @@ def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-
         np.matmul(x_chunk, W2d.T, out=block)
         if b is not None:
             block += b
-        if n_classes:
-            _fused_block(block, y[r0:r1], w, None if sw is None else sw[r0:r1],
-                         ignore_index, eps, z_loss, cap, grad_scale, loss_rows[r0:r1],
-                         return_grad, scratch)
+        _fused_block(block, y[r0:r1], loss_rows[r0:r1], return_grad,
+                     dict(options, sample_weight=None if sw is None else sw[r0:r1]))
         if return_grad:
             np.matmul(block, W2d, out=dx[r0:r1])
             _accumulate_dW(dW, block, x_chunk, dW_tile if r0 else None)
