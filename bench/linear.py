@@ -122,7 +122,7 @@ def worker(spec):
     # cores kept busy by other processes during the measured call
     others = None if busy0 is None else max(0.0, (busy1 - busy0 - cpu) / seconds)
     return {"loss": float(loss), "seconds": min(times), "first_seconds": seconds,
-            "extra_mb": (peak - rss0) * 1024 / 1e6, "cores_used": cpu / seconds,
+            "extra_mb": (peak - rss0) * 1024 / 1e6, "cpu_seconds": cpu, "cores_used": cpu / seconds,
             "other_cores": others}
 
 
@@ -148,18 +148,19 @@ def parse_shapes(text):
 
 
 def table(rows):
-    lines = ["| N x D x V | library | time (s) | GFLOP/s | peak extra MB | vs xentfast (time, memory) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| N x D x V | library | time (s) | GFLOP/s | CPU s | peak extra MB "
+             "| vs xentfast (time, memory) |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['shape']} | {r['variant']} | error: {r['error']} | | | |")
+            lines.append(f"| {r['shape']} | {r['variant']} | error: {r['error']} | | | | |")
             continue
         base = next((b for b in rows if b["shape"] == r["shape"]
                      and b["variant"] == "xentfast" and "error" not in b), None)
         ratio = "" if base is None or r is base else (
             f"{r['seconds'] / base['seconds']:.2f}x, {r['extra_mb'] / base['extra_mb']:.2f}x")
         lines.append(f"| {r['shape']} | {r['variant']} | {r['seconds']:.2f} | "
-                     f"{r['gflops']:.0f} | {r['extra_mb']:.0f} | {ratio} |")
+                     f"{r['gflops']:.0f} | {r['cpu_seconds']:.2f} | {r['extra_mb']:.0f} | {ratio} |")
     return "\n".join(lines)
 
 
