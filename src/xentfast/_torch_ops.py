@@ -1,0 +1,209 @@
+"""The xentfast kernels registered as PyTorch custom ops (namespace ``xentfast``).
+
+Every op takes CPU float32/float64 tensors, runs one xentfast call that
+computes the loss and, when ``need_grad``, the gradient in the same pass, and
+returns ``(loss, grad)``.  The autograd formula saves that gradient and
+backward only scales it by the incoming gradient (row by row for
+``'none'``).  Each op has a fake implementation (shapes only), so
+``torch.compile(fullgraph=True)`` traces through it.
+
+Arrays cross the boundary without copies: ``Tensor.numpy()`` views the
+inputs, the gradient is written into a fresh tensor's NumPy view
+(``grad_out=``), and the loss comes back through ``torch.from_numpy``.
+"""
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import _torch_reference as reference
+from ._threads import num_threads
+from . import binary, multiclass
+
+F = torch.nn.functional
+
+SECOND_ORDER = ("xentfast.torch computes first-order gradients only: a second-order "
+                "gradient (backward with create_graph=True, gradgradcheck, Hessians) "
+                "is not supported; use torch.nn.functional's loss for that")
+
+
+def _array(t):
+    return None if t is None else t.numpy()
+
+
+def _class_axis(input):
+    return 1 if input.dim() > 1 else 0
+
+
+def _run(kernel, torch_call, input, need_grad, *args, **kwargs):
+    """``kernel(input, *args, **kwargs)`` with the gradient written into a new
+    tensor; a ValueError/TypeError becomes torch's own error where torch raises
+    one (``torch_call()`` reproduces the call with torch)."""
+    grad = torch.empty(input.shape if need_grad else (0,), dtype=input.dtype)
+    try:
+        with num_threads(torch.get_num_threads()):
+            if need_grad:
+                loss, _ = kernel(input.numpy(), *args, return_grad=True,
+                                 grad_out=grad.numpy(), **kwargs)
+            else:
+                loss = kernel(input.numpy(), *args, **kwargs)
+    except (ValueError, TypeError):
+        torch_call()   # raises torch's exception, where torch has a check
+        raise          # only xentfast checks this
+    return torch.from_numpy(np.asarray(loss)), grad
+
+
+def _fake_rows(input, target, reduction, need_grad, *options):
+    shape = input.shape[:1] + input.shape[2:] if input.dim() > 1 else ()
+    return (input.new_empty(shape if reduction == "none" else ()),
+            input.new_empty(input.shape if need_grad else (0,)))
+
+
+def _fake_elements(input, target, reduction, need_grad, *options):
+    return (input.new_empty(input.shape if reduction == "none" else ()),
+            input.new_empty(input.shape if need_grad else (0,)))
+
+
+def _save(ctx, rows, input, reduction, grad):
+    ctx.unsqueeze = rows and reduction == "none" and input.dim() > 1
+    ctx.mark_non_differentiable(grad)
+    ctx.save_for_backward(grad)
+
+
+def _input_grad(ctx, grad_loss):
+    """The saved gradient scaled by the loss's incoming gradient."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(SECOND_ORDER)
+    grad, = ctx.saved_tensors
+    if ctx.unsqueeze:   # one loss per row: scale each row of the gradient
+        return grad * grad_loss.unsqueeze(1)
+    if grad_loss.dim() > 0 or torch.compiler.is_compiling() or grad_loss.item() != 1.0:
+        return grad * grad_loss
+    return grad         # loss.backward() of a reduced loss: the saved gradient as it is
+
+
+def _register(fn, rows):
+    """`fn` as the custom op ``xentfast::<its name>``, with a fake implementation
+    and the autograd formula; its 'none' loss has one value per row (``rows``)
+    or per element."""
+    op = torch.library.custom_op(f"xentfast::{fn.__name__}", fn, mutates_args=())
+    op.register_fake(_fake_rows if rows else _fake_elements)
+
+    def setup_context(ctx, inputs, output):
+        ctx.n_inputs = len(inputs)
+        _save(ctx, rows, inputs[0], inputs[2], output[1])
+
+    def backward(ctx, grad_loss, _):
+        return (_input_grad(ctx, grad_loss),) + (None,) * (ctx.n_inputs - 1)
+
+    op.register_autograd(backward, setup_context=setup_context)
+    _KERNEL[op], _ROWS[op] = fn, rows
+    return op
+
+
+_KERNEL = {}   # op -> its implementation, for calls that skip the dispatcher
+_ROWS = {}     # op -> whether its 'none' loss has one value per row
+
+
+class _EagerLoss(torch.autograd.Function):
+    """The autograd formula of the ops, for eager calls that need no dispatch:
+    the same kernel call and backward at about half the custom op's fixed
+    cost (its schema checks and defaults run on every call)."""
+
+    @staticmethod
+    def forward(ctx, op, input, target, reduction, *options):
+        loss, grad = _KERNEL[op](input.detach(), target, reduction, True, *options)
+        ctx.n_inputs = 4 + len(options)
+        _save(ctx, _ROWS[op], input, reduction, grad)
+        return loss, grad
+
+    @staticmethod
+    def backward(ctx, grad_loss, _):
+        return (None, _input_grad(ctx, grad_loss)) + (None,) * (ctx.n_inputs - 2)
+
+
+# Private probes of torch's dispatch state; without them, always dispatch.
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+_dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", None)
+
+
+def _plain_eager():
+    """True when nothing but autograd would see the op: not compiling or
+    exporting, no functorch transform, no dispatch mode (fake tensors, meta
+    tracing, ...).  Torch-function modes never get here (see xentfast.torch)."""
+    return (_transforms_active is not None and _dispatch_modes is not None
+            and not torch.compiler.is_compiling() and not _transforms_active()
+            and not _dispatch_modes())
+
+
+def loss(op, input, target, reduction, need_grad, *options):
+    """The loss of custom op `op` on these arguments, computing the gradient
+    only if `need_grad`.  Plain eager calls skip the dispatcher."""
+    if _plain_eager():
+        if need_grad:
+            return _EagerLoss.apply(op, input, target, reduction, *options)[0]
+        return _KERNEL[op](input, target, reduction, False, *options)[0]
+    return op(input, target, reduction, need_grad, *options)[0]
+
+
+def cross_entropy(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
+                     weight: Optional[Tensor], ignore_index: int, label_smoothing: float,
+                     sample_weight: Optional[Tensor], z_loss: float,
+                     softcap: Optional[float]) -> tuple[Tensor, Tensor]:
+    return _run(multiclass.cross_entropy, lambda: reference.cross_entropy(
+                    input, target, weight, ignore_index, reduction, label_smoothing,
+                    sample_weight, z_loss, softcap),
+                input, need_grad, target.numpy(), weight=_array(weight),
+                ignore_index=ignore_index, reduction=reduction,
+                label_smoothing=label_smoothing, sample_weight=_array(sample_weight),
+                z_loss=z_loss, softcap=softcap, axis=_class_axis(input))
+
+
+def nll_loss(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
+                weight: Optional[Tensor], ignore_index: int) -> tuple[Tensor, Tensor]:
+    return _run(multiclass.nll_loss, lambda: F.nll_loss(input, target, weight, ignore_index=ignore_index,
+                                             reduction=reduction),
+                input, need_grad, target.numpy(), weight=_array(weight),
+                ignore_index=ignore_index, reduction=reduction, axis=_class_axis(input))
+
+
+def softmax_focal_loss(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
+                          gamma: float, alpha: Optional[Tensor],
+                          ignore_index: int) -> tuple[Tensor, Tensor]:
+    return _run(multiclass.softmax_focal_loss, lambda: reference.softmax_focal_loss(
+                    input, target, gamma, alpha, ignore_index, reduction),
+                input, need_grad, target.numpy(), gamma=gamma, alpha=_array(alpha),
+                ignore_index=ignore_index, reduction=reduction, axis=_class_axis(input))
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
+                            weight: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    return _run(binary.binary_cross_entropy, lambda: F.binary_cross_entropy(
+                    input, target, weight, reduction=reduction),
+                input, need_grad, target.numpy(), weight=_array(weight), reduction=reduction)
+
+
+def binary_cross_entropy_with_logits(
+        input: Tensor, target: Tensor, reduction: str, need_grad: bool,
+        weight: Optional[Tensor], pos_weight: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    return _run(binary.binary_cross_entropy_with_logits, lambda: F.binary_cross_entropy_with_logits(
+                    input, target, weight, reduction=reduction, pos_weight=pos_weight),
+                input, need_grad, target.numpy(), weight=_array(weight),
+                pos_weight=_array(pos_weight), reduction=reduction)
+
+
+def sigmoid_focal_loss(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
+                          alpha: float, gamma: float) -> tuple[Tensor, Tensor]:
+    return _run(binary.sigmoid_focal_loss, lambda: reference.sigmoid_focal_loss(
+                    input, target, alpha, gamma, reduction),
+                input, need_grad, target.numpy(), alpha=alpha, gamma=gamma,
+                reduction=reduction)
+
+
+cross_entropy_op = _register(cross_entropy, rows=True)
+nll_loss_op = _register(nll_loss, rows=True)
+softmax_focal_loss_op = _register(softmax_focal_loss, rows=True)
+binary_cross_entropy_op = _register(binary_cross_entropy, rows=False)
+binary_cross_entropy_with_logits_op = _register(binary_cross_entropy_with_logits, rows=False)
+sigmoid_focal_loss_op = _register(sigmoid_focal_loss, rows=False)
