@@ -11,6 +11,7 @@ Arrays cross the boundary without copies: ``Tensor.numpy()`` views the
 inputs, the gradient is written into a fresh tensor's NumPy view
 (``grad_out=``), and the loss comes back through ``torch.from_numpy``.
 """
+import os
 from typing import Optional
 
 import numpy as np
@@ -36,13 +37,34 @@ def _class_axis(input):
     return 1 if input.dim() > 1 else 0
 
 
+class _Threads:
+    """How many threads the kernels use: torch's intra-op count, but one in a
+    forked child.  GNU OpenMP is not fork-safe: a child that opens a parallel
+    region of several threads after its parent did waits forever for the
+    parent's threads (torch's own kernels too, which is why DataLoader workers
+    set one thread).  One thread in a child never hangs."""
+    forked = False
+
+    @classmethod
+    def count(cls):
+        return 1 if cls.forked else torch.get_num_threads()
+
+    @classmethod
+    def after_fork(cls):
+        cls.forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Threads.after_fork)
+
+
 def _run(kernel, torch_call, input, need_grad, *args, **kwargs):
     """``kernel(input, *args, **kwargs)`` with the gradient written into a new
     tensor; a ValueError/TypeError becomes torch's own error where torch raises
     one (``torch_call()`` reproduces the call with torch)."""
     grad = torch.empty(input.shape if need_grad else (0,), dtype=input.dtype)
     try:
-        with num_threads(torch.get_num_threads()):
+        with num_threads(_Threads.count()):
             if need_grad:
                 loss, _ = kernel(input.numpy(), *args, return_grad=True,
                                  grad_out=grad.numpy(), **kwargs)
@@ -71,16 +93,18 @@ def _save(ctx, rows, input, reduction, grad):
     ctx.save_for_backward(grad)
 
 
-def _input_grad(ctx, grad_loss):
-    """The saved gradient scaled by the loss's incoming gradient."""
+def _input_grad(ctx, grad_loss, eager=False):
+    """The saved gradient scaled by the loss's incoming gradient.  In `eager`
+    calls a reduced loss's gradient of exactly 1 (``loss.backward()``) returns
+    the saved gradient as it is: no N x C multiplication."""
     if torch.is_grad_enabled():
         raise RuntimeError(SECOND_ORDER)
     grad, = ctx.saved_tensors
     if ctx.unsqueeze:   # one loss per row: scale each row of the gradient
         return grad * grad_loss.unsqueeze(1)
-    if grad_loss.dim() > 0 or torch.compiler.is_compiling() or grad_loss.item() != 1.0:
-        return grad * grad_loss
-    return grad         # loss.backward() of a reduced loss: the saved gradient as it is
+    if eager and grad_loss.dim() == 0 and grad_loss.item() == 1.0:
+        return grad
+    return grad * grad_loss
 
 
 def _register(fn, rows):
@@ -120,7 +144,7 @@ class _EagerLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, _):
-        return (None, _input_grad(ctx, grad_loss)) + (None,) * (ctx.n_inputs - 2)
+        return (None, _input_grad(ctx, grad_loss, eager=True)) + (None,) * (ctx.n_inputs - 2)
 
 
 # Private probes of torch's dispatch state; without them, always dispatch.
