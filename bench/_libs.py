@@ -137,6 +137,39 @@ class Torch:
         return call, lambda loss: (loss.item(), x.grad.numpy())
 
 
+class XentFastTorch(Torch):
+    """``xentfast.torch``, the PyTorch adapter, timed exactly as torch is:
+    a leaf tensor, forward, then ``backward()``, in a torch process."""
+
+    ops = {"cross_entropy": ("xentfast.torch",), "bce_logits": ("xentfast.torch",)}
+
+    def setup(self, threads):
+        info = super().setup(threads)
+        import xentfast.torch as xft
+
+        self.xft = xft
+        info["threads"] += " (the adapter's kernels follow torch.get_num_threads())"
+        return info
+
+    def prepare(self, op, variant, inp):
+        torch, xft = self.torch, self.xft
+        x = torch.from_numpy(inp.x).requires_grad_(True)
+        if op == "cross_entropy":
+            y = torch.from_numpy(inp.y)
+            forward = lambda: xft.cross_entropy(x, y)
+        else:
+            t = torch.from_numpy(inp.t)
+            forward = lambda: xft.binary_cross_entropy_with_logits(x, t)
+
+        def call():
+            x.grad = None
+            loss = forward()
+            loss.backward()
+            return loss
+
+        return call, lambda loss: (loss.item(), x.grad.numpy())
+
+
 class SkLearn:
     """scikit-learn's Cython losses, with preallocated outputs.
 
@@ -252,13 +285,14 @@ class Jax:
 LIBS = {
     "copy": Copy,
     "xentfast": XentFast,
+    "xentfast.torch": XentFastTorch,
     "numpy": NumPy,
     "torch": Torch,
     "jax": Jax,
     "sklearn": SkLearn,
     "scipy": SciPy,
 }
-PEERS = tuple(name for name in LIBS if name not in ("copy", "xentfast"))
+PEERS = tuple(name for name in LIBS if name != "copy" and not name.startswith("xentfast"))
 
 
 def variants(lib, op):

@@ -131,19 +131,20 @@ _ROWS = {}     # op -> whether its 'none' loss has one value per row
 
 
 class _EagerLoss(torch.autograd.Function):
-    """The autograd formula of the ops, for eager calls that need no dispatch:
-    the same kernel call and backward at about half the custom op's fixed
-    cost (its schema checks and defaults run on every call)."""
+    """The ops' autograd formula for eager calls that need no dispatch: the
+    same kernel call and backward without the custom op's fixed cost (schema
+    checks and defaults on every call), and only the loss as an output."""
 
     @staticmethod
     def forward(ctx, op, input, target, reduction, *options):
         loss, grad = _KERNEL[op](input.detach(), target, reduction, True, *options)
         ctx.n_inputs = 4 + len(options)
-        _save(ctx, _ROWS[op], input, reduction, grad)
-        return loss, grad
+        ctx.unsqueeze = _ROWS[op] and reduction == "none" and input.dim() > 1
+        ctx.save_for_backward(grad)
+        return loss
 
     @staticmethod
-    def backward(ctx, grad_loss, _):
+    def backward(ctx, grad_loss):
         return (None, _input_grad(ctx, grad_loss, eager=True)) + (None,) * (ctx.n_inputs - 2)
 
 
@@ -166,7 +167,7 @@ def loss(op, input, target, reduction, need_grad, *options):
     only if `need_grad`.  Plain eager calls skip the dispatcher."""
     if _plain_eager():
         if need_grad:
-            return _EagerLoss.apply(op, input, target, reduction, *options)[0]
+            return _EagerLoss.apply(op, input, target, reduction, *options)
         return _KERNEL[op](input, target, reduction, False, *options)[0]
     return op(input, target, reduction, need_grad, *options)[0]
 
