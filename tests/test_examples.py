@@ -26,3 +26,17 @@ def test_mlp_digits_quick(tmp_path):
     assert m, r.stdout
     # 5 epochs reach about 0.97; a broken loss or gradient stays near 0.1.
     assert float(m.group(1)) > 0.90, r.stdout
+
+
+def test_torch_classifier_quick(tmp_path):
+    pytest.importorskip("torch")
+    script = EXAMPLES / "torch_classifier.py"
+    if not script.exists():
+        pytest.skip("examples/ not present next to the tests")
+    r = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"max \|loss difference\| over all steps ([\d.e+-]+)", r.stdout)
+    assert m, r.stdout
+    assert float(m.group(1)) < 1e-4, r.stdout     # same losses, step by step
+    assert len(re.findall(r"epoch times", r.stdout)) == 2, r.stdout

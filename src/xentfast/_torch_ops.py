@@ -20,7 +20,8 @@ from torch import Tensor
 
 from . import _torch_reference as reference
 from ._threads import num_threads
-from . import binary, multiclass
+from . import _kernels, binary, multiclass
+from ._scan import scan_labels
 
 F = torch.nn.functional
 
@@ -172,58 +173,113 @@ def loss(op, input, target, reduction, need_grad, *options):
     return op(input, target, reduction, need_grad, *options)[0]
 
 
+def _plain_labels(input, target, reduction, weight, sample_weight, z_loss, softcap,
+                  label_smoothing):
+    """Whether a cross_entropy call is the common one the block API takes
+    directly: (N, C) contiguous logits, contiguous int64 labels, no extra
+    arrays, and options the checks below cover."""
+    return (input.dim() == 2 and input.is_contiguous() and target.dtype == torch.int64
+            and target.dim() == 1 and target.is_contiguous() and weight is None
+            and sample_weight is None and not z_loss and softcap is None
+            and reduction in ("mean", "sum", "none") and 0.0 <= label_smoothing <= 1.0)
+
+
+def _cross_entropy_block(input, target, reduction, need_grad, ignore_index, label_smoothing):
+    """The common call through `xentfast._kernels` without the public
+    function's generic checks; None if a label is out of range (the full path
+    then raises the error)."""
+    x, y = input.numpy(), target.numpy()
+    if y.shape[0] != x.shape[0]:
+        return None
+    bad, ignored = scan_labels(y, x.shape[1], ignore_index)
+    if bad >= 0:
+        return None
+    denominator = float(y.shape[0] - ignored)
+    scale = 1.0 if reduction != "mean" else (1.0 / denominator if denominator else 0.0)
+    grad = torch.empty(input.shape if need_grad else (0,), dtype=input.dtype)
+    with num_threads(_Threads.count()):
+        rows = _kernels.cross_entropy_block(
+            x, y, ignore_index=ignore_index, label_smoothing=label_smoothing,
+            grad_scale=scale, grad_out=grad.numpy() if need_grad else None)
+    if reduction == "none":
+        return torch.from_numpy(rows.astype(x.dtype)), grad
+    total = rows.sum()
+    if reduction == "mean":
+        total = total / denominator if denominator else np.nan
+    return torch.tensor(total, dtype=input.dtype), grad
+
+
 def cross_entropy(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
-                     weight: Optional[Tensor], ignore_index: int, label_smoothing: float,
-                     sample_weight: Optional[Tensor], z_loss: float,
-                     softcap: Optional[float]) -> tuple[Tensor, Tensor]:
-    return _run(multiclass.cross_entropy, lambda: reference.cross_entropy(
-                    input, target, weight, ignore_index, reduction, label_smoothing,
-                    sample_weight, z_loss, softcap),
-                input, need_grad, target.numpy(), weight=_array(weight),
-                ignore_index=ignore_index, reduction=reduction,
+                  weight: Optional[Tensor], ignore_index: int, label_smoothing: float,
+                  sample_weight: Optional[Tensor], z_loss: float,
+                  softcap: Optional[float]) -> tuple[Tensor, Tensor]:
+    if _plain_labels(input, target, reduction, weight, sample_weight, z_loss, softcap,
+                     label_smoothing):
+        result = _cross_entropy_block(input, target, reduction, need_grad, ignore_index,
+                                      label_smoothing)
+        if result is not None:
+            return result
+
+    def with_torch():
+        return reference.cross_entropy(input, target, weight, ignore_index, reduction,
+                                       label_smoothing, sample_weight, z_loss, softcap)
+
+    return _run(multiclass.cross_entropy, with_torch, input, need_grad, target.numpy(),
+                weight=_array(weight), ignore_index=ignore_index, reduction=reduction,
                 label_smoothing=label_smoothing, sample_weight=_array(sample_weight),
                 z_loss=z_loss, softcap=softcap, axis=_class_axis(input))
 
 
 def nll_loss(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
-                weight: Optional[Tensor], ignore_index: int) -> tuple[Tensor, Tensor]:
-    return _run(multiclass.nll_loss, lambda: F.nll_loss(input, target, weight, ignore_index=ignore_index,
-                                             reduction=reduction),
-                input, need_grad, target.numpy(), weight=_array(weight),
-                ignore_index=ignore_index, reduction=reduction, axis=_class_axis(input))
+             weight: Optional[Tensor], ignore_index: int) -> tuple[Tensor, Tensor]:
+    def with_torch():
+        return F.nll_loss(input, target, weight, ignore_index=ignore_index, reduction=reduction)
+
+    return _run(multiclass.nll_loss, with_torch, input, need_grad, target.numpy(),
+                weight=_array(weight), ignore_index=ignore_index, reduction=reduction,
+                axis=_class_axis(input))
 
 
 def softmax_focal_loss(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
-                          gamma: float, alpha: Optional[Tensor],
-                          ignore_index: int) -> tuple[Tensor, Tensor]:
-    return _run(multiclass.softmax_focal_loss, lambda: reference.softmax_focal_loss(
-                    input, target, gamma, alpha, ignore_index, reduction),
-                input, need_grad, target.numpy(), gamma=gamma, alpha=_array(alpha),
-                ignore_index=ignore_index, reduction=reduction, axis=_class_axis(input))
+                       gamma: float, alpha: Optional[Tensor],
+                       ignore_index: int) -> tuple[Tensor, Tensor]:
+    def with_torch():
+        return reference.softmax_focal_loss(input, target, gamma, alpha, ignore_index,
+                                            reduction)
+
+    return _run(multiclass.softmax_focal_loss, with_torch, input, need_grad, target.numpy(),
+                gamma=gamma, alpha=_array(alpha), ignore_index=ignore_index,
+                reduction=reduction, axis=_class_axis(input))
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
-                            weight: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-    return _run(binary.binary_cross_entropy, lambda: F.binary_cross_entropy(
-                    input, target, weight, reduction=reduction),
-                input, need_grad, target.numpy(), weight=_array(weight), reduction=reduction)
+                         weight: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    def with_torch():
+        return F.binary_cross_entropy(input, target, weight, reduction=reduction)
+
+    return _run(binary.binary_cross_entropy, with_torch, input, need_grad, target.numpy(),
+                weight=_array(weight), reduction=reduction)
 
 
 def binary_cross_entropy_with_logits(
         input: Tensor, target: Tensor, reduction: str, need_grad: bool,
         weight: Optional[Tensor], pos_weight: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-    return _run(binary.binary_cross_entropy_with_logits, lambda: F.binary_cross_entropy_with_logits(
-                    input, target, weight, reduction=reduction, pos_weight=pos_weight),
-                input, need_grad, target.numpy(), weight=_array(weight),
-                pos_weight=_array(pos_weight), reduction=reduction)
+    def with_torch():
+        return F.binary_cross_entropy_with_logits(input, target, weight, reduction=reduction,
+                                                  pos_weight=pos_weight)
+
+    return _run(binary.binary_cross_entropy_with_logits, with_torch, input, need_grad,
+                target.numpy(), weight=_array(weight), pos_weight=_array(pos_weight),
+                reduction=reduction)
 
 
 def sigmoid_focal_loss(input: Tensor, target: Tensor, reduction: str, need_grad: bool,
-                          alpha: float, gamma: float) -> tuple[Tensor, Tensor]:
-    return _run(binary.sigmoid_focal_loss, lambda: reference.sigmoid_focal_loss(
-                    input, target, alpha, gamma, reduction),
-                input, need_grad, target.numpy(), alpha=alpha, gamma=gamma,
-                reduction=reduction)
+                       alpha: float, gamma: float) -> tuple[Tensor, Tensor]:
+    def with_torch():
+        return reference.sigmoid_focal_loss(input, target, alpha, gamma, reduction)
+
+    return _run(binary.sigmoid_focal_loss, with_torch, input, need_grad, target.numpy(),
+                alpha=alpha, gamma=gamma, reduction=reduction)
 
 
 cross_entropy_op = _register(cross_entropy, rows=True)
