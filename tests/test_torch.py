@@ -292,41 +292,55 @@ def test_non_contiguous_input_and_any_integer_labels():
              (x,), torch.float64)
 
 
-def test_contiguous_input_is_not_copied(monkeypatch):
+def _spy(monkeypatch, module, name, record):
+    original = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        record(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+@pytest.mark.parametrize("path", ["block", "public"])
+def test_contiguous_input_is_not_copied(monkeypatch, path):
+    """Both routes to the kernels (the common call straight to the block API,
+    the rest through the public function) read the tensor's memory and write
+    the gradient that becomes x.grad."""
     seen = {}
-    original = xentfast.multiclass.cross_entropy
 
-    def spy(logits, *args, **kwargs):
-        seen["data"] = logits.__array_interface__["data"][0]
-        seen["grad"] = kwargs["grad_out"].__array_interface__["data"][0]
-        return original(logits, *args, **kwargs)
+    def record(logits, *args, **kwargs):
+        seen["data"], seen["grad"] = _address(logits), _address(kwargs["grad_out"])
 
-    monkeypatch.setattr(xentfast.multiclass, "cross_entropy", spy)
+    module, name = ((xentfast._kernels, "cross_entropy_block") if path == "block"
+                    else (xentfast.multiclass, "cross_entropy"))
+    _spy(monkeypatch, module, name, record)
     x = _logits((16, 10), torch.float32).requires_grad_()
-    loss = xft.cross_entropy(x, _labels((16, 10)))
-    loss.backward()
+    weight = None if path == "block" else torch.ones(10)
+    xft.cross_entropy(x, _labels((16, 10)), weight).backward()
     assert seen["data"] == x.data_ptr()
-    assert seen["grad"] == x.grad.data_ptr()   # the kernel's buffer becomes x.grad
+    assert seen["grad"] == x.grad.data_ptr()
 
 
 def test_kernels_use_torch_thread_count(monkeypatch):
     seen = []
-    original = xentfast.multiclass.cross_entropy
-
-    def spy(*args, **kwargs):
-        seen.append(xentfast.get_num_threads())
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(xentfast.multiclass, "cross_entropy", spy)
+    for module, name in [(xentfast._kernels, "cross_entropy_block"),
+                         (xentfast.multiclass, "cross_entropy")]:
+        _spy(monkeypatch, module, name, lambda *a, **k: seen.append(xentfast.get_num_threads()))
     before_torch, before_xf = torch.get_num_threads(), xentfast.get_num_threads()
     x = _logits((16, 10), torch.float32)
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
             xft.cross_entropy(x, _labels((16, 10)))
+            xft.cross_entropy(x, _labels((16, 10)), torch.ones(10))
     finally:
         torch.set_num_threads(before_torch)
-    assert seen == [1, 2]
+    assert seen == [1, 1, 2, 2]
     assert xentfast.get_num_threads() == before_xf
 
 
