@@ -288,3 +288,116 @@ softmax_focal_loss_op = _register(softmax_focal_loss, rows=True)
 binary_cross_entropy_op = _register(binary_cross_entropy, rows=False)
 binary_cross_entropy_with_logits_op = _register(binary_cross_entropy_with_logits, rows=False)
 sigmoid_focal_loss_op = _register(sigmoid_focal_loss, rows=False)
+
+
+# --- the fused linear head: xentfast.linear_cross_entropy (when built in) ---
+
+def _linear_kernel():
+    from . import linear_cross_entropy
+    return linear_cross_entropy
+
+
+def has_linear_kernel():
+    """Whether this build of xentfast has linear_cross_entropy."""
+    try:
+        _linear_kernel()
+    except ImportError:
+        return False
+    return True
+
+
+def _linear_grads(grads, input, bias):
+    """The kernel's gradients as tensors; an empty one for a missing bias."""
+    return (torch.from_numpy(grads.x), torch.from_numpy(grads.W),
+            input.new_empty(0) if bias is None else torch.from_numpy(grads.bias))
+
+
+def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, reduction: str,
+                         need_grad: bool, linear_bias: Optional[Tensor],
+                         weight: Optional[Tensor], ignore_index: int, label_smoothing: float,
+                         z_loss: float, softcap: Optional[float],
+                         chunk_size: Optional[int]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Loss and, with `need_grad`, the gradients (input, weight, bias) of the
+    fused linear + cross-entropy; no bias gives an empty bias gradient."""
+    options = dict(bias=_array(linear_bias), weight=_array(weight), ignore_index=ignore_index,
+                   reduction=reduction, label_smoothing=label_smoothing, z_loss=z_loss,
+                   softcap=softcap, chunk_size=chunk_size)
+    try:
+        with num_threads(_Threads.count()):
+            result = _linear_kernel()(input.numpy(), linear_weight.numpy(), target.numpy(),
+                                      return_grad=need_grad, **options)
+    except (ValueError, TypeError):
+        reference.linear_cross_entropy(input, linear_weight, target, linear_bias, weight,
+                                       reduction, ignore_index, label_smoothing, z_loss,
+                                       softcap)
+        raise
+    if not need_grad:
+        empty = input.new_empty(0)
+        return torch.from_numpy(np.asarray(result)), empty, empty.clone(), empty.clone()
+    loss, grads = result
+    return (torch.from_numpy(np.asarray(loss)),) + _linear_grads(grads, input, linear_bias)
+
+
+def linear_cross_entropy_backward(
+        input: Tensor, linear_weight: Tensor, target: Tensor, grad_rows: Tensor,
+        linear_bias: Optional[Tensor], weight: Optional[Tensor], ignore_index: int,
+        label_smoothing: float, z_loss: float, softcap: Optional[float],
+        chunk_size: Optional[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of ``sum_i grad_rows_i * loss_i`` (reduction 'none'): the
+    per-row upstream gradient enters as the rows' sample weights."""
+    with num_threads(_Threads.count()):
+        _, grads = _linear_kernel()(
+            input.numpy(), linear_weight.numpy(), target.numpy(), bias=_array(linear_bias),
+            weight=_array(weight), ignore_index=ignore_index, reduction="sum",
+            label_smoothing=label_smoothing, sample_weight=grad_rows.numpy(), z_loss=z_loss,
+            softcap=softcap, chunk_size=chunk_size, return_grad=True)
+    return _linear_grads(grads, input, linear_bias)
+
+
+def _linear_fake(input, linear_weight, target, reduction, need_grad, linear_bias, *options):
+    loss = input.new_empty(input.shape[:-1] if reduction == "none" else ())
+    if not need_grad:
+        return loss, input.new_empty(0), input.new_empty(0), input.new_empty(0)
+    bias = input.new_empty(0) if linear_bias is None else torch.empty_like(linear_bias)
+    return loss, torch.empty_like(input), torch.empty_like(linear_weight), bias
+
+
+def _linear_backward_fake(input, linear_weight, target, grad_rows, linear_bias, *options):
+    bias = input.new_empty(0) if linear_bias is None else torch.empty_like(linear_bias)
+    return torch.empty_like(input), torch.empty_like(linear_weight), bias
+
+
+def _linear_setup(ctx, inputs, output):
+    input, linear_weight, target, reduction, need_grad, linear_bias, weight = inputs[:7]
+    ctx.per_row = reduction == "none"
+    ctx.has_bias = linear_bias is not None
+    ctx.options = inputs[7:]
+    ctx.mark_non_differentiable(*output[1:])
+    if ctx.per_row:      # gradients depend on the upstream row gradients: later
+        ctx.save_for_backward(input, linear_weight, target, linear_bias, weight)
+    else:
+        ctx.save_for_backward(*output[1:])
+
+
+def _linear_backward(ctx, grad_loss, *_):
+    if torch.is_grad_enabled():
+        raise RuntimeError(SECOND_ORDER)
+    if ctx.per_row:
+        input, linear_weight, target, linear_bias, weight = ctx.saved_tensors
+        grads = linear_cross_entropy_backward_op(
+            input, linear_weight, target, grad_loss.to(input.dtype).contiguous(),
+            linear_bias, weight, *ctx.options)
+    else:
+        grads = tuple(g * grad_loss for g in ctx.saved_tensors)
+    dx, dW, db = grads
+    return dx, dW, None, None, None, db if ctx.has_bias else None, None, None, None, None, \
+        None, None
+
+
+linear_cross_entropy_op = torch.library.custom_op(
+    "xentfast::linear_cross_entropy", linear_cross_entropy, mutates_args=())
+linear_cross_entropy_op.register_fake(_linear_fake)
+linear_cross_entropy_op.register_autograd(_linear_backward, setup_context=_linear_setup)
+linear_cross_entropy_backward_op = torch.library.custom_op(
+    "xentfast::linear_cross_entropy_backward", linear_cross_entropy_backward, mutates_args=())
+linear_cross_entropy_backward_op.register_fake(_linear_backward_fake)

@@ -30,7 +30,7 @@ F = torch.nn.functional
 
 __all__ = [
     "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "sigmoid_focal_loss", "softmax_focal_loss",
+    "sigmoid_focal_loss", "softmax_focal_loss", "linear_cross_entropy",
     "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
 ]
 
@@ -45,16 +45,19 @@ def _reduction_of(size_average, reduce, reduction):
     return reduction
 
 
-def _kernels_take(input, *others):
+def _kernels_take(input, *others, differentiable=()):
     """Whether the xentfast kernels can run this call: CPU tensors, a
-    floating input, and no gradient wanted for anything but the input."""
+    floating input, and no gradient wanted for anything but the input (and
+    the tensors in `differentiable`)."""
     if input.device.type != "cpu" or input.dtype not in _KERNEL_DTYPES + _VIA_FLOAT32:
         return False
-    tensors = (input,) + tuple(t for t in others if t is not None)
+    tensors = tuple(t for t in (input,) + others + differentiable if t is not None)
     if has_torch_function(tensors):   # subclasses and modes: torch's own dispatch
         return False
-    grad = torch.is_grad_enabled()
-    return all(t.device.type == "cpu" and not (grad and t.requires_grad) for t in tensors[1:])
+    if any(t.device.type != "cpu" for t in tensors):
+        return False
+    return not (torch.is_grad_enabled()
+                and any(t is not None and t.requires_grad for t in others))
 
 
 def _numpy_ready(t):
@@ -189,6 +192,54 @@ def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none")
         return reference.sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction)
     return _call(ops.sigmoid_focal_loss_op, inputs, targets, reduction, float(alpha),
                  float(gamma))
+
+
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None,
+                         reduction="mean", ignore_index=-100, label_smoothing=0.0,
+                         z_loss=0.0, softcap=None, chunk_size=None):
+    """``torch.nn.functional.linear_cross_entropy`` on xentfast's fused,
+    chunked kernel: the loss of ``cross_entropy(input @ linear_weight.T +
+    linear_bias, target)`` without ever holding the (N, V) logits.
+
+    Parameters
+    ----------
+    input : Tensor, shape (..., D)
+        Every leading axis is a row axis.
+    linear_weight : Tensor, shape (V, D)
+    target : Tensor of class indices, shape ``input.shape[:-1]``
+        (Probability targets go to the unfused torch formula.)
+    linear_bias : Tensor of shape (V,), optional
+    weight, reduction, ignore_index, label_smoothing
+        As in `cross_entropy` (``ignore_index`` defaults to -100).
+    z_loss, softcap
+        As in `cross_entropy`.
+    chunk_size : int, optional
+        Rows per chunk (None: chosen for speed, at most 32 MiB of logits).
+
+    Returns
+    -------
+    Tensor
+        0-d, or ``input.shape[:-1]`` for ``reduction='none'``.  Gradients flow
+        to `input`, `linear_weight` and `linear_bias`.
+    """
+    fits = (ops.has_linear_kernel() and not target.is_floating_point()
+            and input.dtype == linear_weight.dtype
+            and _kernels_take(input, target, weight,
+                              differentiable=(linear_weight, linear_bias)))
+    if not fits:
+        return reference.linear_cross_entropy(input, linear_weight, target, linear_bias, weight,
+                                              reduction, ignore_index, label_smoothing,
+                                              z_loss, softcap)
+    low = input.dtype in _VIA_FLOAT32
+    x, w, b = ((t.float() if low and t is not None else t)
+               for t in (input, linear_weight, linear_bias))
+    need_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, w, b))
+    loss = ops.linear_cross_entropy_op(
+        x, w, target, reduction, need_grad and reduction != "none", b,
+        _numpy_ready(weight), ignore_index, float(label_smoothing), float(z_loss),
+        None if softcap is None else float(softcap), chunk_size)[0]
+    return loss.to(input.dtype) if low else loss
 
 
 class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
