@@ -562,6 +562,68 @@ def test_opinfo_samples(dtype, detach_targets):
     assert n_checked > 100
 
 
+# --- the fused linear head ---------------------------------------------------
+
+needs_linear = pytest.mark.skipif(
+    not _torch_ops.has_linear_kernel(),
+    reason="this xentfast build has no linear_cross_entropy (issue #10, branch 'linear'); "
+           "xft.linear_cross_entropy runs the unfused torch formula meanwhile")
+
+
+def _unfused_linear(x, W, y, linear_bias=None, weight=None, reduction="mean",
+                    ignore_index=-100, label_smoothing=0.0):
+    logits = F.linear(x, W, linear_bias)
+    loss = F.cross_entropy(logits.reshape(-1, W.shape[0]), y.reshape(-1), weight,
+                           ignore_index=ignore_index, reduction=reduction,
+                           label_smoothing=label_smoothing)
+    return loss.reshape(y.shape) if reduction == "none" else loss
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("lead", [(12,), (3, 4)])
+def test_linear_cross_entropy(dtype, reduction, bias, lead):
+    """Against the unfused torch computation (the kernel where built in, the
+    torch formula otherwise): values and gradients for input, weight, bias."""
+    d, v = 6, 9
+    x = torch.randn(lead + (d,), generator=_gen(0), dtype=dtype).requires_grad_()
+    W = torch.randn((v, d), generator=_gen(1), dtype=dtype).requires_grad_()
+    b = torch.randn(v, generator=_gen(2), dtype=dtype).requires_grad_() if bias else None
+    y = torch.randint(0, v, lead, generator=_gen(3))
+    y.view(-1)[::4] = -100
+    w = torch.rand(v, generator=_gen(4), dtype=dtype) + 0.2
+    inputs = (x, W) + ((b,) if bias else ())
+    kw = dict(weight=w, reduction=reduction, label_smoothing=0.1)
+    _compare(lambda x, W, b=None: xft.linear_cross_entropy(x, W, y, linear_bias=b, chunk_size=5,
+                                                           **kw),
+             lambda x, W, b=None: _unfused_linear(x, W, y, b, **kw), inputs, dtype)
+
+
+@needs_linear
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_linear_opcheck_and_gradcheck(reduction):
+    x = torch.randn(5, 4, generator=_gen(0), dtype=torch.float64).requires_grad_()
+    W = torch.randn(7, 4, generator=_gen(1), dtype=torch.float64).requires_grad_()
+    b = torch.randn(7, generator=_gen(2), dtype=torch.float64).requires_grad_()
+    y = torch.randint(0, 7, (5,), generator=_gen(3))
+    args = (x, W, y, reduction, reduction != "none", b, None, -100, 0.1, 1e-2, None, 2)
+    torch.library.opcheck(_torch_ops.linear_cross_entropy_op, args)
+    assert torch.autograd.gradcheck(
+        lambda x, W, b: xft.linear_cross_entropy(x, W, y, linear_bias=b, reduction=reduction,
+                                                 z_loss=1e-2, chunk_size=2), (x, W, b))
+
+
+def test_linear_cross_entropy_extras_match_plain_torch():
+    x = torch.randn(8, 5, generator=_gen(0), dtype=torch.float64).requires_grad_()
+    W = torch.randn(6, 5, generator=_gen(1), dtype=torch.float64).requires_grad_()
+    y = torch.randint(0, 6, (8,), generator=_gen(3))
+    kw = dict(z_loss=1e-2, softcap=3.0, reduction="sum")
+    _compare(lambda x, W: xft.linear_cross_entropy(x, W, y, **kw),
+             lambda x, W: _torch_reference.cross_entropy(F.linear(x, W), y, **kw),
+             (x, W), torch.float64)
+
+
 # --- packaging and processes ---------------------------------------------------
 
 def _python(code, timeout=120, env=None):

@@ -137,16 +137,16 @@ class _EagerLoss(torch.autograd.Function):
     checks and defaults on every call), and only the loss as an output."""
 
     @staticmethod
-    def forward(ctx, op, input, target, reduction, *options):
+    def forward(ctx, op, input, target, reduction, options):
+        # options in one tuple: apply() inspects every argument, at a cost
         loss, grad = _KERNEL[op](input.detach(), target, reduction, True, *options)
-        ctx.n_inputs = 4 + len(options)
         ctx.unsqueeze = _ROWS[op] and reduction == "none" and input.dim() > 1
         ctx.save_for_backward(grad)
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss):
-        return (None, _input_grad(ctx, grad_loss, eager=True)) + (None,) * (ctx.n_inputs - 2)
+        return None, _input_grad(ctx, grad_loss, eager=True), None, None, None
 
 
 # Private probes of torch's dispatch state; without them, always dispatch.
@@ -168,7 +168,7 @@ def loss(op, input, target, reduction, need_grad, *options):
     only if `need_grad`.  Plain eager calls skip the dispatcher."""
     if _plain_eager():
         if need_grad:
-            return _EagerLoss.apply(op, input, target, reduction, *options)
+            return _EagerLoss.apply(op, input, target, reduction, options)
         return _KERNEL[op](input, target, reduction, False, *options)[0]
     return op(input, target, reduction, need_grad, *options)[0]
 
