@@ -107,6 +107,7 @@ class Torch:
         import torch
 
         self.torch = torch
+        self.losses = torch.nn.functional   # where cross_entropy etc. come from
         torch.set_num_threads(threads)
         return {"version": _version(torch),
                 "threads": f"OMP_NUM_THREADS={threads}; "
@@ -121,12 +122,13 @@ class Torch:
             x = torch.from_numpy(inp.x)
             return (lambda: F.log_softmax(x, dim=-1)), (lambda r: (None, r.numpy()))
         x = torch.from_numpy(inp.x).requires_grad_(True)
+        losses = self.losses
         if op == "cross_entropy":
             y = torch.from_numpy(inp.y)
-            forward = lambda: F.cross_entropy(x, y)
+            forward = lambda: losses.cross_entropy(x, y)
         else:
             t = torch.from_numpy(inp.t)
-            forward = lambda: F.binary_cross_entropy_with_logits(x, t)
+            forward = lambda: losses.binary_cross_entropy_with_logits(x, t)
 
         def call():
             x.grad = None  # what optimizer.zero_grad() does by default
@@ -147,27 +149,9 @@ class XentFastTorch(Torch):
         info = super().setup(threads)
         import xentfast.torch as xft
 
-        self.xft = xft
+        self.losses = xft
         info["threads"] += " (the adapter's kernels follow torch.get_num_threads())"
         return info
-
-    def prepare(self, op, variant, inp):
-        torch, xft = self.torch, self.xft
-        x = torch.from_numpy(inp.x).requires_grad_(True)
-        if op == "cross_entropy":
-            y = torch.from_numpy(inp.y)
-            forward = lambda: xft.cross_entropy(x, y)
-        else:
-            t = torch.from_numpy(inp.t)
-            forward = lambda: xft.binary_cross_entropy_with_logits(x, t)
-
-        def call():
-            x.grad = None
-            loss = forward()
-            loss.backward()
-            return loss
-
-        return call, lambda loss: (loss.item(), x.grad.numpy())
 
 
 class SkLearn:

@@ -10,14 +10,20 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def test_mlp_digits_quick(tmp_path):
-    pytest.importorskip("sklearn")  # the digits data ship with scikit-learn
-    script = EXAMPLES / "mlp_digits.py"
+def run_quick(name, cwd, timeout=300):
+    """Run examples/<name> --quick in `cwd`; skip if examples/ is absent."""
+    script = EXAMPLES / name
     if not script.exists():
         pytest.skip("examples/ not present next to the tests")
-    r = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, str(script), "--quick"], cwd=cwd,
+                       capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_mlp_digits_quick(tmp_path):
+    pytest.importorskip("sklearn")  # the digits data ship with scikit-learn
+    r = run_quick("mlp_digits.py", tmp_path)
     epochs = re.findall(r"^epoch\s+\d+\s+loss ([\d.]+)", r.stdout, re.M)
     assert len(epochs) == 5, r.stdout
     losses = [float(v) for v in epochs]
@@ -30,12 +36,7 @@ def test_mlp_digits_quick(tmp_path):
 
 def test_torch_classifier_quick(tmp_path):
     pytest.importorskip("torch")
-    script = EXAMPLES / "torch_classifier.py"
-    if not script.exists():
-        pytest.skip("examples/ not present next to the tests")
-    r = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
+    r = run_quick("torch_classifier.py", tmp_path, timeout=600)
     m = re.search(r"max \|loss difference\| over all steps ([\d.e+-]+)", r.stdout)
     assert m, r.stdout
     assert float(m.group(1)) < 1e-4, r.stdout     # same losses, step by step

@@ -685,3 +685,23 @@ def test_dataloader_fork_workers_do_not_hang():
     """, timeout=180)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("ok")
+
+
+def test_forked_child_with_torch_threads_does_not_hang():
+    """A plain os.fork child that keeps torch's two threads: the adapter runs
+    its kernels on one thread there (GNU OpenMP's pool did not survive the
+    fork), so the call finishes."""
+    r = _python("""
+        import os, torch, xentfast.torch as xft
+        torch.set_num_threads(2)
+        x = torch.randn(4096, 1000)
+        y = torch.randint(0, 1000, (4096,))
+        parent = xft.cross_entropy(x, y)          # the parent's pool is warm
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if torch.equal(xft.cross_entropy(x, y), parent) else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+    """, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "child exit 0" in r.stdout
