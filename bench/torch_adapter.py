@@ -59,8 +59,8 @@ def main():
     p.add_argument("--shapes", default="32x10,65536x10,16384x100,4096x1000")
     p.add_argument("--ops", default=",".join(PAIRS))
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    p.add_argument("--elements", type=float, default=4e7,
-                   help="calls per shape: this many elements in all (at least 30 calls)")
+    p.add_argument("--elements", type=float, default=1e7,
+                   help="calls per shape: this many elements in all (30 to 3000 calls)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
@@ -71,7 +71,7 @@ def main():
     for op in args.ops.split(","):
         for shape in args.shapes.split(","):
             n, c = (int(v) for v in shape.split("x"))
-            calls = max(30, int(args.elements // (n * c)))
+            calls = max(30, min(3000, int(args.elements // (n * c))))
             x, target = inputs(op, n, c, dtype)
             (mt, mx), (bt, bx) = time_pair(PAIRS[op], x, target, calls)
             print(f"{op:<14}{shape:>12}{mt:>14.4f}{mx:>12.4f}{mt / mx:>7.2f}x"
