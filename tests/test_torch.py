@@ -445,6 +445,24 @@ def test_only_xentfast_checks_targets_of_binary_losses():
         xft.binary_cross_entropy_with_logits(x, torch.full((4, 3), 2.0))
 
 
+def test_retained_graph_backward_several_times():
+    """backward hands out the saved gradient itself when the upstream
+    gradient is 1: accumulating into x.grad must not change what is saved."""
+    x = _logits((8, 5), torch.float64).requires_grad_()
+    y = _labels((8, 5))
+    for fn, ref in [(xft.cross_entropy, F.cross_entropy),
+                    (xft.binary_cross_entropy_with_logits, F.binary_cross_entropy_with_logits)]:
+        t = y if fn is xft.cross_entropy else torch.rand(8, 5, dtype=torch.float64)
+        grads = []
+        for loss_fn in (fn, ref):
+            x.grad = None
+            loss = loss_fn(x, t)
+            for _ in range(3):
+                loss.backward(retain_graph=True)
+            grads.append(x.grad.clone())
+        torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_second_order_gradient_raises():
     x = _logits((5, 4), torch.float64).requires_grad_()
     loss = xft.cross_entropy(x, _labels((5, 4)))
