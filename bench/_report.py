@@ -109,7 +109,7 @@ def table(rows):
                 continue
             sp = r.get("xf_speedup", {})
             plain = sp.get(XF)
-            out = next((v for k, v in sp.items() if k != XF), None)
+            out = next((v for k, v in sp.items() if k.startswith(XF + "[")), None)
             check = r.get("check", "-")
             flag = "ok" if check == "ok" else ("-" if check == "-" else "FAIL")
             lines.append(

@@ -125,7 +125,7 @@ def resolve(args, parser):
     libs = split(args.libs)
     for lib in libs:
         if lib not in _libs.LIBS or lib == "copy":
-            parser.error(f"--libs takes {', '.join(_libs.PEERS + ('xentfast',))}; "
+            parser.error(f"--libs takes {', '.join(n for n in _libs.LIBS if n != 'copy')}; "
                          f"got {lib!r}")
     return threads, dtypes, shapes, ops, libs, cpus
 
