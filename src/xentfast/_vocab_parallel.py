@@ -94,7 +94,8 @@ def chunk_stats(x, y=None, t=None, w=None, start=0, o=None):
         if c:
             e[np.arange(n), np.argmax(xc, axis=1)] = 0.0   # one max term out
         out["m"] = m
-        out["r"] = np.where(m == -np.inf, -1.0, e.sum(axis=1))
+        # +inf anywhere makes the row NaN, as in the kernels
+        out["r"] = np.where(m == -np.inf, -1.0, np.where(m == np.inf, np.nan, e.sum(axis=1)))
         out["shift"] = shift = np.where(np.isfinite(m), m, 0.0)
         if o is not None:
             q = target_weights(o, w, None if t is None else t.reshape(n, c), n, c)
@@ -134,7 +135,7 @@ def merge_final(parts, axis=-1, keepdims=False):
 def log_softmax_block(x, stats):
     """log_softmax of one chunk from its rows' merged statistics."""
     xd = x.astype(np.float64)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         out = (xd - stats["m"][..., None]) - np.log1p(stats["r"])[..., None]
     return out.astype(x.dtype)
 

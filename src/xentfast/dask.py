@@ -88,17 +88,15 @@ def _meta(ndim, dtype):
     return np.empty((0,) * ndim, dtype=dtype)
 
 
-def _as_dask(a, name, chunks=None):
+def _as_dask(a, name):
     """`a` as a dask array: dask arrays as they are, anything else wrapped
-    (with `chunks`, else the class axis whole and the rows chunked 'auto')."""
+    with the last axis in one chunk and the others chunked 'auto'."""
     if isinstance(a, da.Array):
         return a
     a = np.asarray(a)
-    if chunks is None:
-        chunks = {a.ndim - 1: -1} if a.ndim else ()
     if a.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
-    return da.from_array(a, chunks=chunks)
+    return da.from_array(a, chunks={a.ndim - 1: -1} if a.ndim else ())
 
 
 def _logits(x, name):
@@ -115,7 +113,7 @@ def _row_like(a, x, name, dtype=None):
     if a is None:
         return None
     row_shape, row_chunks = x.shape[:-1], x.chunks[:-1]
-    a = _as_dask(a, name, chunks=row_chunks)
+    a = _as_dask(a, name)
     if a.shape != row_shape:
         raise ValueError(f"{name} must have the row shape {row_shape}; got shape {a.shape}")
     if dtype is not None and a.dtype.kind not in "fiub":
@@ -127,7 +125,7 @@ def _class_vector(w, x, name):
     """A per-class vector as a dask array in x's class chunks, or None."""
     if w is None:
         return None
-    w = _as_dask(w, name, chunks=-1)
+    w = _as_dask(w, name)
     if w.shape != (x.shape[-1],):
         raise ValueError(
             f"{name} must have shape ({x.shape[-1]},), one entry per class; got shape {w.shape}")
@@ -195,7 +193,7 @@ class _Target:
                 raise ValueError(
                     "ignore_index is not supported with probability targets; "
                     f"got ignore_index={ignore_index}")
-            self.array = _as_dask(t, "target", chunks=x.chunks).rechunk(x.chunks)
+            self.array = _as_dask(t, "target").rechunk(x.chunks)
             return
         if t.dtype == np.bool_ or t.dtype.kind not in "iu":
             raise TypeError(
@@ -207,7 +205,7 @@ class _Target:
                 f"got shape {t.shape}")
         if isinstance(t, np.ndarray):   # in memory: check the labels now
             labels(t, rows, x.shape[-1], ignore_index)
-        self.array = _as_dask(t, "target", chunks=x.chunks[:-1]).rechunk(x.chunks[:-1])
+        self.array = _as_dask(t, "target").rechunk(x.chunks[:-1])
 
 
 # ---- graph pieces ------------------------------------------------------------
@@ -398,7 +396,7 @@ def _denominator(x, target, w, sw, o, offsets):
     rows, _ = _indices(x)
     w_full = None if w is None else w.rechunk(-1)
     parts = da.blockwise(_denominator_task, rows, target.array, rows, *_arg(sw, rows),
-                         *_arg(w_full, "Z"), offsets, rows, o=o, align_arrays=False,
+                         *_arg(w_full, "Z"), offsets, rows, o=o, align_arrays=False, concatenate=True,
                          adjust_chunks={r: 1 for r in rows}, meta=_meta(len(rows), np.float64))
     return parts.sum(dtype=np.float64)
 
@@ -435,7 +433,7 @@ def _split_plan(x, target, w, sw, den, o, offsets, reduction, return_grad):
     stats = _merged_stats(per_chunk)
     loss = da.blockwise(
         _loss_task, rows, stats, rows, *_arg(y, rows), *_arg(w_full, "Z"),
-        *_arg(sw, rows), offsets, rows, o=o, align_arrays=False,
+        *_arg(sw, rows), offsets, rows, o=o, align_arrays=False, concatenate=True,
         meta=_meta(len(rows), np.float64))
     grad = None
     if return_grad:
@@ -443,7 +441,7 @@ def _split_plan(x, target, w, sw, den, o, offsets, reduction, return_grad):
             _grad_task, ind, x, ind, stats, rows, *_arg(y, rows), *_arg(t, ind),
             *_arg(w, "z"), *_arg(w_full, "Z"), *_arg(sw, rows), starts, "z",
             *_arg(den, ""), offsets, rows, o=o, mean=reduction == "mean",
-            align_arrays=False, meta=_meta(x.ndim, o.dtype))
+            align_arrays=False, concatenate=True, meta=_meta(x.ndim, o.dtype))
     return loss, grad
 
 
