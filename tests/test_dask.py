@@ -395,3 +395,46 @@ def test_missing_dask_says_how_to_install():
             "try:\n    import xentfast.dask\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install xentfast[dask]" in out.stdout
+
+
+# ----------------------------------------------------- a cluster of processes
+
+@pytest.fixture(scope="module")
+def client():
+    """A dask.distributed cluster of two single-threaded worker processes."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        with distributed.Client(cluster, set_as_default=False) as c:
+            yield c
+
+
+@pytest.mark.parametrize("chunks", [(8, C), (8, 3)], ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("option", ["plain", "everything"])
+def test_distributed_labels(client, option, reduction, chunks, rng):
+    x, y = inputs(rng, np.float32)
+    options = resolve(OPTIONS[option], rng, x.shape, np.float32)
+    loss, grad = run(x, y, chunks, options, reduction, scheduler=client, t_chunks=9)
+    check_against_memory(loss, grad, x, y, options, reduction, chunks)
+
+
+@pytest.mark.parametrize("chunks", [(8, C), (8, 3)], ids=str)
+def test_distributed_probabilities_and_softmax(client, chunks, rng):
+    x, t = inputs(rng, np.float64, probs=True)
+    options = {"label_smoothing": 0.1, "z_loss": 1e-3}
+    loss, grad = run(x, t, chunks, options, "mean", scheduler=client, t_chunks=(6, 5))
+    check_against_memory(loss, grad, x, t, options, "mean", chunks)
+    X = da.from_array(x, chunks=chunks)
+    results = dask.compute(xfd.log_softmax(X), xfd.softmax(X), xfd.logsumexp(X),
+                           scheduler=client)
+    for got, name in zip(results, ("log_softmax", "softmax", "logsumexp")):
+        close(got, getattr(xf, name)(x), np.float64)
+
+
+def test_distributed_bad_label(client, rng):
+    x, y = inputs(rng, np.float32)
+    y[30] = -1
+    loss = xfd.cross_entropy(da.from_array(x, chunks=(8, 4)), da.from_array(y, chunks=8))
+    with pytest.raises(ValueError, match=r"got -1 at position \(30,\)"):
+        loss.compute(scheduler=client)

@@ -36,11 +36,11 @@ import numpy as np
 
 import xentfast as xf
 
-from . import _multiclass
+from . import _multiclass, multiclass
 from . import _vocab_parallel as vp
-from ._validation import (check_ignore_index, check_real, check_reduction,
-                          compute_dtype, labels)
-from .multiclass import _label_denominator
+from ._validation import (as_float_array, check_ignore_index, check_real,
+                          check_reduction, class_vector, compute_dtype, labels,
+                          row_vector)
 
 __all__ = ["cross_entropy", "log_softmax", "logsumexp", "softmax"]
 
@@ -332,31 +332,46 @@ def _grad_scale(den):
     return 1.0 / den if den != 0 else 0.0
 
 
+def _kernel_rows(x, t, w, sw, o, grad_scale, return_grad):
+    """The in-memory kernel of `xentfast.cross_entropy` on one block (labels
+    already checked): float64 per-row losses, and the gradient times
+    `grad_scale` (or None)."""
+    rows = multiclass._Rows(x, -1, "logits", return_grad, None)
+    w = class_vector(w, o.n_classes, o.dtype, "weight")
+    sw = row_vector(sw, rows.row_shape, o.dtype, "sample_weight")
+    cap = 0.0 if o.softcap is None else o.softcap
+    if o.probs:
+        t2d = as_float_array(t, "target", o.dtype).reshape(rows.x2d.shape)
+        kernel, args = _multiclass.cross_entropy_probs, (t2d, w, sw, o.eps, o.z_loss, cap)
+    else:
+        y = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+        kernel = _multiclass.label_losses
+        args = (y, w, sw, o.ignore_index, o.eps, o.z_loss, cap, -1.0)
+    loss_rows, grad2d = multiclass._run(kernel, rows, *args, grad_scale,
+                                        scratch_classes=2 * o.n_classes)
+    return loss_rows, None if grad2d is None else grad2d.reshape(rows.x.shape)
+
+
 def _rows_task(x, t, w, sw, den, offset, *, o, reduction, return_grad):
-    """One row block with the whole class axis: the in-memory function.
-    Returns (block loss, gradient or None): per-row losses for 'none', else
-    the block's sum as a float64 array of one element per row axis."""
+    """One row block with the whole class axis: the in-memory kernel, with
+    the global 'mean' scale.  Returns (per-row losses in the compute dtype
+    for 'none', else the block's float64 sum as an array of one element per
+    row axis; the gradient or None)."""
     if not o.probs:
-        _check_labels(t, x.shape[-1], o.ignore_index, _offset(offset))
+        _check_labels(t, o.n_classes, o.ignore_index, _offset(offset))
+    scale = _grad_scale(den) if reduction == "mean" else 1.0
     with _task_threads():
-        result = xf.cross_entropy(
-            x, t, weight=w, ignore_index=o.ignore_index,
-            reduction="none" if reduction == "none" else "sum",
-            label_smoothing=o.eps, sample_weight=sw, z_loss=o.z_loss,
-            softcap=o.softcap, return_grad=return_grad)
-    loss, grad = result if return_grad else (result, None)
-    if reduction != "none":
-        loss = np.full((1,) * (x.ndim - 1), loss, dtype=np.float64)
-    if grad is not None and reduction == "mean":
-        grad *= _grad_scale(den)   # the global denominator: one rounding
-    return loss, grad
+        loss_rows, grad = _kernel_rows(x, t, w, sw, o, scale, return_grad)
+    if reduction == "none":
+        return loss_rows.astype(o.dtype).reshape(x.shape[:-1]), grad
+    return np.full((1,) * (x.ndim - 1), loss_rows.sum()), grad
 
 
 def _denominator_task(y, sw, w, offset, *, o):
     y64, n_kept = _check_labels(y, o.n_classes, o.ignore_index, _offset(offset))
     w = None if w is None else np.asarray(w, dtype=o.dtype)
     sw = None if sw is None else np.asarray(sw, dtype=o.dtype).reshape(-1)
-    den = _label_denominator(y64, n_kept, o.ignore_index, w, sw)
+    den = multiclass._label_denominator(y64, n_kept, o.ignore_index, w, sw)
     return np.full((1,) * y.ndim, den)
 
 
