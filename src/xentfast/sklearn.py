@@ -9,8 +9,10 @@ product for the chain rule. The logits buffer is allocated once per ``fit``.
 Needs the ``sklearn`` extra: ``pip install xentfast[sklearn]``.
 """
 
+import functools
 import inspect
 import numbers
+import sys
 import warnings
 
 try:
@@ -43,6 +45,24 @@ import xentfast as xf
 __all__ = ["CrossEntropyClassifier"]
 
 _LOSSES = ("cross_entropy", "focal")
+
+
+def _is_dask_array(X):
+    """Whether X is a dask array (without importing dask)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(X, dask_array.Array)
+
+
+def _dask_rows(method):
+    """On a dask array, `method` becomes lazy: a dask array of its results
+    on each row block (see xentfast.dask)."""
+    @functools.wraps(method)
+    def on_rows(self, X):
+        if _is_dask_array(X):
+            from .dask import _map_row_blocks
+            return _map_row_blocks(self, method.__name__, X)
+        return method(self, X)
+    return on_rows
 
 
 class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
@@ -179,6 +199,9 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._check_params()
+        if _is_dask_array(X):
+            from .dask import _fit_classifier
+            return _fit_classifier(self, X, y, sample_weight)
         X, y = validate_data(self, X, y, dtype=np.float64, order="C")
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
@@ -226,6 +249,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Z += self.intercept_
         return Z
 
+    @_dask_rows
     def decision_function(self, X):
         """Logits of each class.
 
@@ -245,6 +269,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
             return Z[:, 1] - Z[:, 0]
         return Z
 
+    @_dask_rows
     def predict(self, X):
         """Most probable class of each sample.
 
@@ -261,6 +286,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Z = self._logits(X)
         return self.classes_[np.argmax(Z, axis=1)]
 
+    @_dask_rows
     def predict_log_proba(self, X):
         """Log-probability of each class, by :func:`xentfast.log_softmax`.
 
@@ -277,6 +303,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Z = self._logits(X)
         return xf.log_softmax(Z, axis=1, out=Z)
 
+    @_dask_rows
     def predict_proba(self, X):
         """Probability of each class, by :func:`xentfast.softmax`.
 
