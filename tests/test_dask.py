@@ -438,3 +438,92 @@ def test_distributed_bad_label(client, rng):
     loss = xfd.cross_entropy(da.from_array(x, chunks=(8, 4)), da.from_array(y, chunks=8))
     with pytest.raises(ValueError, match=r"got -1 at position \(30,\)"):
         loss.compute(scheduler=client)
+
+
+# ------------------------------------------------------------------ the estimator
+
+sklearn = pytest.importorskip("sklearn")
+from xentfast.sklearn import CrossEntropyClassifier  # noqa: E402
+
+ESTIMATOR_CASES = {
+    "plain": {},
+    "balanced": {"class_weight": "balanced"},
+    "dict": {"class_weight": {0: 2.0, 2: 0.5}},
+    "focal": {"loss": "focal", "gamma": 1.5},
+    "smoothing-no-intercept": {"label_smoothing": 0.1, "fit_intercept": False},
+}
+
+
+def classification(rng, n=3000, d=6, k=3):
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((k, d)) * 2
+    y = np.argmax(X @ W.T + rng.gumbel(size=(n, k)), axis=1)
+    return X, y
+
+
+def same_model(a, b):
+    scale = max(np.abs(a.coef_).max(), np.abs(a.intercept_).max())
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(b.intercept_, a.intercept_, rtol=0, atol=1e-6 * scale)
+    np.testing.assert_array_equal(b.classes_, a.classes_)
+    assert b.n_features_in_ == a.n_features_in_
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("case", list(ESTIMATOR_CASES))
+def test_estimator_fit_equals_in_memory(case, weighted, rng):
+    X, y = classification(rng)
+    sw = rng.uniform(0, 2, len(y)) if weighted else None
+    params = dict(tol=1e-10, max_iter=500, **ESTIMATOR_CASES[case])
+    a = CrossEntropyClassifier(**params).fit(X, y, sample_weight=sw)
+    Xd = da.from_array(X, chunks=(700, 3))              # features are rechunked whole
+    swd = None if sw is None else da.from_array(sw, chunks=1000)
+    with dask.config.set(scheduler="threads"):
+        b = CrossEntropyClassifier(**params).fit(Xd, da.from_array(y, chunks=500), swd)
+    same_model(a, b)
+
+
+def test_estimator_labels_and_predictions(rng):
+    X, y = classification(rng, k=2)
+    labels = np.array(["no", "yes"])[y]
+    a = CrossEntropyClassifier(tol=1e-10).fit(X, labels)
+    Xd = da.from_array(X, chunks=(1000, 6))
+    b = CrossEntropyClassifier(tol=1e-10).fit(Xd, labels)
+    same_model(a, b)
+    for name in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        got = getattr(b, name)(Xd)
+        assert isinstance(got, da.Array), name
+        expected = getattr(b, name)(X)
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+        np.testing.assert_array_equal(got.compute(), expected)
+    assert b.decision_function(Xd).ndim == 1   # two classes: z_1 - z_0
+
+
+def test_estimator_bad_input(rng):
+    X, y = classification(rng, n=100)
+    Xd = da.from_array(X, chunks=(30, 6))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        CrossEntropyClassifier().fit(Xd, np.zeros(100, int))
+    with pytest.raises(ValueError, match="Negative"):
+        CrossEntropyClassifier().fit(Xd, y, sample_weight=-np.ones(100))
+    with pytest.raises(ValueError, match="one entry per sample"):
+        CrossEntropyClassifier().fit(Xd, y[:50])
+    with pytest.raises(ValueError, match="2-D"):
+        CrossEntropyClassifier().fit(Xd[:, 0], y)
+    fitted = CrossEntropyClassifier().fit(Xd, y)
+    with pytest.raises(ValueError, match="n_samples, 6"):
+        fitted.predict(Xd[:, :3])
+
+
+def test_estimator_on_the_cluster(client, rng):
+    X, y = classification(rng, n=1000, d=4, k=3)
+    sw = rng.uniform(0.5, 1.5, len(y))
+    a = CrossEntropyClassifier(tol=1e-9, class_weight="balanced").fit(X, y, sample_weight=sw)
+    Xd = client.persist(da.from_array(X, chunks=(500, 4)))
+    with dask.config.set(scheduler=client):
+        b = CrossEntropyClassifier(tol=1e-9, class_weight="balanced").fit(
+            Xd, da.from_array(y, chunks=500), da.from_array(sw, chunks=500))
+        proba = b.predict_proba(Xd)
+        assert isinstance(proba, da.Array)
+        np.testing.assert_array_equal(proba.compute(), b.predict_proba(X))
+    same_model(a, b)

@@ -617,6 +617,9 @@ def _fit_classifier(est, X, y, sample_weight):
             "sample_weight times the class weights must have a positive sum; got all zeros")
     s = da.where(sw > 0, sw * y_idx.map_blocks(_take_weights, class_w,
                                                 dtype=np.float64), 0.0)
+    # the labels and weights of every evaluation: small next to X, so kept
+    # on the workers rather than recomputed (or re-sent) each time
+    y_idx, s = dask.persist(y_idx, s)
 
     n_coef = k * d
     alpha, fit_intercept = float(est.alpha), bool(est.fit_intercept)
