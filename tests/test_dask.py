@@ -2,8 +2,10 @@
 formula, on many chunkings (rows, the class axis, uneven and empty chunks),
 on the threaded scheduler and on a dask.distributed cluster of processes.
 """
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -527,3 +529,20 @@ def test_estimator_on_the_cluster(client, rng):
         assert isinstance(proba, da.Array)
         np.testing.assert_array_equal(proba.compute(), b.predict_proba(X))
     same_model(a, b)
+
+
+def test_out_of_core_example_quick(tmp_path):
+    """examples/dask_out_of_core.py in its smoke-test size."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("zarr")
+    script = Path(__file__).resolve().parent.parent / "examples" / "dask_out_of_core.py"
+    if not script.exists():
+        pytest.skip("examples/ not present next to the tests")
+    r = subprocess.run([sys.executable, str(script), "--quick", "--dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    grad_diff = re.search(r"gradient max rel. difference ([\d.e+-]+)", r.stdout)
+    assert grad_diff and float(grad_diff.group(1)) < 1e-6, r.stdout
+    coef_diff = re.search(r"max coefficient difference ([\d.e+-]+)", r.stdout)
+    assert coef_diff and float(coef_diff.group(1)) < 1e-6, r.stdout
+    assert len(re.findall(r"peak memory", r.stdout)) == 4, r.stdout
