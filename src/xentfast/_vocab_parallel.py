@@ -25,18 +25,25 @@ STATS = np.dtype([("m", "f8"), ("r", "f8"), ("shift", "f8"), ("dot", "f8"),
                   ("csum", "f8"), ("xy", "f8")])
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 class Options:
     """The per-call constants of a cross-entropy: `n_classes` of the whole
-    row, the compute `dtype`, and the loss options."""
+    row, the compute `dtype`, and the loss options.  Labels reach these
+    functions as int64 (from `check_labels`), where ignored rows hold
+    `row_ignore`: ignore_index, or the nearest int64 if it lies outside."""
 
     def __init__(self, n_classes, dtype, *, ignore_index=-100, label_smoothing=0.0,
                  z_loss=0.0, softcap=None, probs=False):
         self.n_classes = n_classes
         self.dtype = np.dtype(dtype)
         self.ignore_index = ignore_index
+        self.row_ignore = min(max(ignore_index, _INT64.min), _INT64.max)
         self.eps = label_smoothing
         self.z_loss = z_loss
-        self.softcap = softcap
+        # the kernels narrow the cap to the compute dtype
+        self.softcap = None if softcap is None else float(self.dtype.type(softcap))
         self.probs = probs
 
 
@@ -103,7 +110,7 @@ def chunk_stats(x, y=None, t=None, w=None, start=0, o=None):
                 out["dot"] = np.where(q != 0, q * (xc - shift[:, None]), 0.0).sum(axis=1)
                 out["csum"] = q.sum(axis=1)
             if y is not None:
-                col, inside = _target_column(y.reshape(-1), start, c, o.ignore_index)
+                col, inside = _target_column(y.reshape(-1), start, c, o.row_ignore)
                 out["xy"] = np.where(inside, xc[np.arange(n), col] if c else 0.0, 0.0)
     return out.reshape(x.shape[:-1] + (1,))
 
@@ -149,9 +156,11 @@ def softmax_block(x, stats):
 
 
 def logsumexp(stats, dtype):
-    """Each row's log-sum-exp from its merged statistics."""
+    """Each row's log-sum-exp from its merged statistics (+inf for a row
+    with +inf and no NaN, as xentfast.logsumexp)."""
+    m = stats["m"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (stats["m"] + np.log1p(stats["r"])).astype(dtype)
+        return np.where(m == np.inf, np.inf, m + np.log1p(stats["r"])).astype(dtype)
 
 
 class _Rows:
@@ -173,7 +182,7 @@ class _Rows:
                       np.asarray(sw, dtype=o.dtype).reshape(-1).astype(np.float64))
             if y is not None:
                 self.y = y.reshape(-1).astype(np.int64)
-                self.kept = self.y != o.ignore_index
+                self.kept = self.y != o.row_ignore
                 self.x_y = st["xy"] - self.m
                 self.w_y = (np.ones(len(st)) if w is None else
                             np.asarray(w, dtype=o.dtype).astype(np.float64)[np.where(self.kept, self.y, 0)])
@@ -220,7 +229,7 @@ class _Rows:
         """The gradient at each row's target class (label_row's g_y), and 0
         on ignored rows."""
         o = self.o
-        col, inside = _target_column(self.y, start, g.shape[1], o.ignore_index)
+        col, inside = _target_column(self.y, start, g.shape[1], o.row_ignore)
         rows = np.flatnonzero(inside)
         s_g, b = self.s_g[rows], b[rows]
         w_y, x_y, others = self.w_y[rows], self.x_y[rows], self.others[rows]

@@ -18,10 +18,10 @@ Needs the ``dask`` extra: ``pip install xentfast[dask]``.
 import contextlib
 import math
 import operator
+import re
 import string
 import sys
 import threading
-import warnings
 
 try:
     import dask
@@ -37,11 +37,11 @@ import numpy as np
 
 import xentfast as xf
 
-from . import _multiclass, multiclass
+from . import _kernels
 from . import _vocab_parallel as vp
-from ._validation import (as_float_array, check_ignore_index, check_real,
-                          check_reduction, class_vector, compute_dtype, labels,
-                          row_vector)
+from ._validation import (as_float_array, check_class_vector, check_fits,
+                          check_ignore_index, check_labels, check_real, check_reduction,
+                          check_row_vector, compute_dtype)
 
 __all__ = ["cross_entropy", "log_softmax", "logsumexp", "softmax"]
 
@@ -154,19 +154,20 @@ def _offset(block):
     return np.asarray(block).reshape(-1)[0]
 
 
-def _check_labels(y, n_classes, ignore_index, offset):
-    """Labels of one row block as flat int64, and how many are not ignored;
-    a bad label is reported at its position in the whole array."""
+def _check_labels(y, o, offset):
+    """Labels of one row block as flat int64 (ignored rows: o.row_ignore),
+    and how many are not ignored; a bad label is reported at its position
+    in the whole array, not in the block."""
     try:
-        return labels(y, y.shape, n_classes, ignore_index)
-    except ValueError:
-        flat = np.ascontiguousarray(y, dtype=np.int64).reshape(-1)
-        bad = _multiclass.scan_labels(flat, n_classes, ignore_index)[0]
-        local = np.unravel_index(bad, y.shape) if y.ndim else ()
-        position = tuple(int(i) + int(o) for i, o in zip(local, offset))
-        raise ValueError(
-            f"target must hold labels in [0, {n_classes}) or ignore_index={ignore_index}; "
-            f"got {y.reshape(-1)[bad]} at position {position}") from None
+        y64, n_kept, _ = check_labels(y, y.shape, o.n_classes, o.ignore_index)
+    except ValueError as exc:
+        where = re.search(r"at position \(([\d, ]*)\)$", str(exc))
+        if where is None:
+            raise
+        local = [int(i) for i in where.group(1).split(",") if i.strip()]
+        position = tuple(i + int(start) for i, start in zip(local, _offset(offset)))
+        raise ValueError(f"{str(exc)[:where.start()]}at position {position}") from None
+    return y64, n_kept
 
 
 class _Target:
@@ -205,7 +206,7 @@ class _Target:
                 f"target must have the logits' shape without the class axis, {rows}; "
                 f"got shape {t.shape}")
         if isinstance(t, np.ndarray):   # in memory: check the labels now
-            labels(t, rows, x.shape[-1], ignore_index)
+            check_labels(t, rows, x.shape[-1], ignore_index)
         self.array = _as_dask(t, "target").rechunk(x.chunks[:-1])
 
 
@@ -333,64 +334,56 @@ def _grad_scale(den):
     return 1.0 / den if den != 0 else 0.0
 
 
-def _kernel_rows(x, t, w, sw, o, grad_scale, return_grad):
-    """The in-memory kernel of `xentfast.cross_entropy` on one block (labels
-    already checked): float64 per-row losses, and the gradient times
-    `grad_scale` (or None)."""
-    rows = multiclass._Rows(x, -1, "logits", return_grad, None)
-    w = class_vector(w, o.n_classes, o.dtype, "weight")
-    sw = row_vector(sw, rows.row_shape, o.dtype, "sample_weight")
-    cap = 0.0 if o.softcap is None else o.softcap
-    if o.probs:
-        t2d = as_float_array(t, "target", o.dtype).reshape(rows.x2d.shape)
-        kernel, args = _multiclass.cross_entropy_probs, (t2d, w, sw, o.eps, o.z_loss, cap)
-    else:
-        y = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-        kernel = _multiclass.label_losses
-        args = (y, w, sw, o.ignore_index, o.eps, o.z_loss, cap, -1.0)
-    loss_rows, grad2d = multiclass._run(kernel, rows, *args, grad_scale,
-                                        scratch_classes=2 * o.n_classes)
-    return loss_rows, None if grad2d is None else grad2d.reshape(rows.x.shape)
-
-
 def _rows_task(x, t, w, sw, den, offset, *, o, reduction, return_grad):
     """One row block with the whole class axis: the in-memory kernel, with
     the global 'mean' scale.  Returns (per-row losses in the compute dtype
     for 'none', else the block's float64 sum as an array of one element per
     row axis; the gradient or None)."""
-    if not o.probs:
-        _check_labels(t, o.n_classes, o.ignore_index, _offset(offset))
-    scale = _grad_scale(den) if reduction == "mean" else 1.0
+    row_shape = x.shape[:-1]
+    x2d = as_float_array(x, "logits", o.dtype).reshape(math.prod(row_shape), o.n_classes)
+    if o.probs:
+        t2d = as_float_array(t, "target", o.dtype).reshape(x2d.shape)
+    else:
+        t2d, _ = _check_labels(t, o, offset)
+    grad = np.empty_like(x2d) if return_grad else None
     with _task_threads():
-        loss_rows, grad = _kernel_rows(x, t, w, sw, o, scale, return_grad)
+        loss_rows = _kernels.cross_entropy_block(
+            x2d, t2d, weight=check_class_vector(w, o.n_classes, o.dtype, "weight"),
+            ignore_index=o.row_ignore, label_smoothing=o.eps,
+            sample_weight=check_row_vector(sw, row_shape, o.dtype, "sample_weight"),
+            z_loss=o.z_loss, softcap=o.softcap,
+            grad_scale=_grad_scale(den) if reduction == "mean" else 1.0, grad_out=grad)
+    grad = None if grad is None else grad.reshape(x.shape)
     if reduction == "none":
-        return loss_rows.astype(o.dtype).reshape(x.shape[:-1]), grad
-    return np.full((1,) * (x.ndim - 1), loss_rows.sum()), grad
+        return loss_rows.astype(o.dtype).reshape(row_shape), grad
+    return np.full((1,) * len(row_shape), loss_rows.sum()), grad
 
 
 def _denominator_task(y, sw, w, offset, *, o):
-    y64, n_kept = _check_labels(y, o.n_classes, o.ignore_index, _offset(offset))
-    w = None if w is None else np.asarray(w, dtype=o.dtype)
-    sw = None if sw is None else np.asarray(sw, dtype=o.dtype).reshape(-1)
-    den = multiclass._label_denominator(y64, n_kept, o.ignore_index, w, sw)
+    y64, n_kept = _check_labels(y, o, offset)
+    den = _kernels.label_denominator(
+        y64, ignore_index=o.row_ignore, n_kept=n_kept,
+        weight=check_class_vector(w, o.n_classes, o.dtype, "weight"),
+        sample_weight=check_row_vector(sw, y.shape, o.dtype, "sample_weight"))
     return np.full((1,) * y.ndim, den)
 
 
-def _stats_task(x, y, t, w, start, *, o):
-    return vp.chunk_stats(x, y, t, w, int(_offset(start)), o)
+def _block_labels(y, o, offset):
+    return None if y is None else _check_labels(y, o, offset)[0]
+
+
+def _stats_task(x, y, t, w, start, offset, *, o):
+    return vp.chunk_stats(x, _block_labels(y, o, offset), t, w, int(_offset(start)), o)
 
 
 def _loss_task(stats, y, w, sw, offset, *, o):
-    if y is not None:
-        _check_labels(y, o.n_classes, o.ignore_index, _offset(offset))
-    return vp.loss_rows(stats, y, w, sw, o).reshape(stats.shape)
+    return vp.loss_rows(stats, _block_labels(y, o, offset), w, sw, o).reshape(stats.shape)
 
 
 def _grad_task(x, stats, y, t, w_chunk, w, sw, start, den, offset, *, o, mean):
-    if y is not None:
-        _check_labels(y, o.n_classes, o.ignore_index, _offset(offset))
     scale = _grad_scale(den) if mean else 1.0
-    return vp.grad_block(x, stats, y, t, w_chunk, w, sw, int(_offset(start)), o, scale)
+    return vp.grad_block(x, stats, _block_labels(y, o, offset), t, w_chunk, w, sw,
+                         int(_offset(start)), o, scale)
 
 
 def _reduced_loss(total, den, *, reduction, loss_dtype):
@@ -444,7 +437,7 @@ def _split_plan(x, target, w, sw, den, o, offsets, reduction, return_grad):
     starts = _starts(x.chunks[-1])
     per_chunk = da.blockwise(
         _stats_task, ind, x, ind, *_arg(y, rows), *_arg(t, ind), *_arg(w, "z"),
-        starts, "z", o=o, adjust_chunks={"z": 1}, align_arrays=False,
+        starts, "z", offsets, rows, o=o, adjust_chunks={"z": 1}, align_arrays=False,
         meta=_meta(x.ndim, vp.STATS))
     stats = _merged_stats(per_chunk)
     loss = da.blockwise(
@@ -511,7 +504,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="
     eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
     z_loss = check_real(z_loss, "z_loss")
     if softcap is not None:
-        softcap = check_real(softcap, "softcap", 0.0, low_open=True)
+        softcap = check_fits(check_real(softcap, "softcap", 0.0, low_open=True), "softcap",
+                             dtype, "logits")
     target = _Target(target, x, ignore_index)
     w = _class_vector(weight, x, "weight")
     sw = _row_like(sample_weight, x, "sample_weight", dtype)
@@ -582,11 +576,10 @@ def _fit_classifier(est, X, y, sample_weight):
     L-BFGS evaluation is one pass over X on the cluster, each row block
     giving its loss and gradient, summed by a tree reduction; X is never
     gathered.  Same objective, start and stopping rule as the in-memory fit."""
-    import scipy.optimize
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils.class_weight import compute_class_weight
     from sklearn.utils.multiclass import check_classification_targets
-    from threadpoolctl import threadpool_limits
+
+    from .sklearn import _minimize
 
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, (n_samples, n_features); got shape {X.shape}")
@@ -639,24 +632,13 @@ def _fit_classifier(est, X, y, sample_weight):
         grad[:n_coef] += alpha * W
         return float(total[0]) + 0.5 * alpha * float(np.dot(W, W)), grad
 
-    theta0 = np.zeros(n_coef + (k if fit_intercept else 0))
-    with threadpool_limits(limits=1, user_api="blas"):   # as the in-memory fit
-        result = scipy.optimize.minimize(
-            objective, theta0, method="L-BFGS-B", jac=True,
-            options={"maxiter": int(est.max_iter), "gtol": float(est.tol),
-                     "ftol": 64 * np.finfo(float).eps, "maxls": 50})
-    if result.status == 1:
-        warnings.warn(
-            f"CrossEntropyClassifier stopped at max_iter={est.max_iter} before "
-            f"reaching tol={est.tol}; increase max_iter or scale the data.",
-            ConvergenceWarning)
+    est.coef_, est.intercept_, est.n_iter_ = _minimize(
+        objective, k, d, fit_intercept=fit_intercept, max_iter=int(est.max_iter),
+        tol=float(est.tol))
     est.classes_ = classes
     est.n_features_in_ = d
     if hasattr(est, "feature_names_in_"):
         del est.feature_names_in_
-    est.coef_ = result.x[:n_coef].reshape(k, d).copy()
-    est.intercept_ = result.x[n_coef:].copy() if fit_intercept else np.zeros(k)
-    est.n_iter_ = int(result.nit)
     return est
 
 

@@ -387,6 +387,15 @@ def _fit_lbfgs(X, y, s, n_classes, *, loss, gamma, label_smoothing, alpha,
         value = float(value) + 0.5 * alpha * float(np.dot(flat_w, flat_w))
         return value, grad
 
+    return _minimize(objective, k, d, fit_intercept=fit_intercept,
+                     max_iter=max_iter, tol=tol)
+
+
+def _minimize(objective, k, d, *, fit_intercept, max_iter, tol):
+    """L-BFGS-B on ``objective(theta) -> (value, gradient)`` from zeros,
+    with the estimator's stopping rule and warnings; (coef, intercept,
+    n_iter).  Also runs the dask fit (xentfast.dask)."""
+    n_coef = k * d
     theta0 = np.zeros(n_coef + (k if fit_intercept else 0))
     # xentfast's OpenMP threads and the BLAS thread pools (NumPy's and
     # SciPy's) take turns every iteration; when both are multi-threaded
