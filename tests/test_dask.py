@@ -399,6 +399,94 @@ def test_missing_dask_says_how_to_install():
     assert "pip install xentfast[dask]" in out.stdout
 
 
+# ------------------------------------------------------ linear_cross_entropy
+
+V, D = 13, 5
+LINEAR_OPTIONS = ["plain", "everything", "smoothing", "z_loss", "softcap"]
+# (x chunks, W chunks): W whole (row blocks) or chunked along the vocabulary
+LINEAR_CHUNKS = [((9, D), (V, D)), (((20, 0, 17), D), (V, D)), ((9, D), (4, D)),
+                 (((30, 7), 2), ((1, 12), 3))]
+has_linear = hasattr(xf, "linear_cross_entropy")
+
+
+def linear_ref(x, W, b, y, reduction, options):
+    """float64 reference: ref64 on the logits, then the chain rule."""
+    x64, W64 = x.astype(np.float64), W.astype(np.float64)
+    z = x64 @ W64.T + (0.0 if b is None else b)
+    loss, G = ref64(z, y, reduction=reduction, **options)
+    G2 = G.reshape(-1, W.shape[0])
+    return loss, (G @ W64, G2.T @ x64.reshape(-1, W.shape[1]),
+                  None if b is None else G2.sum(axis=0))
+
+
+@pytest.mark.parametrize("chunks", LINEAR_CHUNKS, ids=str)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("option", LINEAR_OPTIONS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_linear(dtype, option, reduction, chunks, rng):
+    x_chunks, W_chunks = chunks
+    if len(da.core.normalize_chunks(W_chunks, (V, D))[0]) == 1 and not has_linear:
+        pytest.skip("needs xentfast.linear_cross_entropy")
+    x = rng.standard_normal((N, D)).astype(dtype)
+    W = rng.standard_normal((V, D)).astype(dtype)
+    b = rng.standard_normal(V).astype(dtype)
+    y = rng.integers(0, V, N)
+    y[::6] = OPTIONS[option].get("ignore_index", -100)
+    options = resolve(OPTIONS[option], rng, (N, V), dtype)
+    loss, grads = xfd.linear_cross_entropy(
+        da.from_array(x, chunks=x_chunks), da.from_array(W, chunks=W_chunks),
+        da.from_array(y, chunks=11), bias=b, reduction=reduction, return_grad=True, **options)
+    assert grads.x.chunks == da.from_array(x, chunks=x_chunks).rechunk({1: -1}).chunks
+    assert grads.W.chunks[0] == da.core.normalize_chunks(W_chunks, (V, D))[0]
+    loss, *got = dask.compute(loss, *grads, scheduler="threads")
+    ref_loss, ref = linear_ref(x, W, b, y, reduction, options)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    close(loss, ref_loss, dtype, rtol=rtol)
+    for g, r in zip(got, ref):
+        assert g.dtype == dtype
+        close(g, r, dtype, rtol=rtol)
+    if has_linear:
+        L, G = xf.linear_cross_entropy(x, W, y, bias=b, reduction=reduction,
+                                       return_grad=True, **options)
+        close(loss, L, dtype, rtol=rtol)
+        for g, r in zip(got, G):
+            close(g, r, dtype, rtol=rtol)
+
+
+def test_linear_row_axes_no_bias_and_numpy_W(rng):
+    x = rng.standard_normal((3, 4, D))
+    W = rng.standard_normal((V, D))
+    y = rng.integers(0, V, (3, 4))
+    for W_in in ([W] if not has_linear else [W, da.from_array(W, chunks=(V, D))]) + [
+            da.from_array(W, chunks=(5, D))]:
+        loss, grads = xfd.linear_cross_entropy(da.from_array(x, chunks=(2, 3, D)), W_in, y,
+                                               return_grad=True, z_loss=1e-2)
+        if isinstance(W_in, np.ndarray) and not has_linear:
+            continue
+        loss, gx, gW = dask.compute(loss, grads.x, grads.W)
+        assert grads.bias is None
+        ref_loss, (rx, rW, _) = linear_ref(x, W, None, y, "mean", {"z_loss": 1e-2})
+        close(loss, ref_loss, np.float64, rtol=1e-10)
+        close(gx, rx.reshape(x.shape), np.float64, rtol=1e-10)
+        close(gW, rW, np.float64, rtol=1e-10)
+
+
+def test_linear_bad_input(rng):
+    x = da.from_array(rng.standard_normal((N, D)), chunks=10)
+    W = rng.standard_normal((V, D))
+    y = rng.integers(0, V, N)
+    with pytest.raises(ValueError, match="feature size D"):
+        xfd.linear_cross_entropy(x, W[:, :3], y)
+    with pytest.raises(TypeError, match="probability targets are not supported"):
+        xfd.linear_cross_entropy(x, W, rng.random((N, V)))
+    with pytest.raises(ValueError, match="bias must have shape"):
+        xfd.linear_cross_entropy(x, W, y, bias=np.ones(3))
+    y[4] = V
+    with pytest.raises(ValueError, match=rf"got {V} at position \(4,\)"):
+        xfd.linear_cross_entropy(x, da.from_array(W, chunks=5), da.from_array(y, chunks=10)
+                                 ).compute()
+
+
 # ----------------------------------------------------- a cluster of processes
 
 @pytest.fixture(scope="module")

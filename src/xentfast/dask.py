@@ -43,7 +43,13 @@ from ._validation import (as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
                           check_row_vector, compute_dtype)
 
-__all__ = ["cross_entropy", "log_softmax", "logsumexp", "softmax"]
+try:
+    from .linear import LinearGrads
+except ImportError:   # TEMPORARY until xentfast.linear is merged
+    import collections
+    LinearGrads = collections.namedtuple("LinearGrads", ["x", "W", "bias"])
+
+__all__ = ["cross_entropy", "linear_cross_entropy", "log_softmax", "logsumexp", "softmax"]
 
 _ROW_LETTERS = string.ascii_lowercase[:-1]   # 'z' is the class axis
 
@@ -217,15 +223,19 @@ def _arg(a, index):
     return (a, index) if a is not None else (None, None)
 
 
-def _take(pairs, k, ndim, chunks, meta):
+def _take(pairs, k, chunks, meta, keep=None, extra=()):
     """Item k of each tuple-valued block of `pairs`, as a dask array of
-    `chunks` whose block (i, ...) is item k of pairs' block (i, ..., 0...)
-    (the first `ndim` block indices)."""
+    `chunks`: block (i, ...) of pairs gives block (i, ...)[:keep] + extra."""
     name = f"{pairs.name.split('-')[0]}-{k}-{tokenize(pairs, k)}"
-    dsk = {(name,) + key[1:1 + ndim]: (operator.getitem, key, k)
+    dsk = {(name,) + key[1:][:keep] + extra: (operator.getitem, key, k)
            for key in dask.core.flatten(pairs.__dask_keys__())}
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[pairs])
     return da.Array(graph, name, chunks, meta=meta)
+
+
+def _block_chunks(x):
+    """Chunks of an array with one element per row block of x."""
+    return tuple((1,) * len(c) for c in x.chunks[:-1])
 
 
 def _same(a, axis=None, keepdims=None):
@@ -419,11 +429,10 @@ def _rows_plan(x, target, w, sw, den, o, offsets, reduction, return_grad):
         o=o, reduction=reduction, return_grad=return_grad,
         align_arrays=False, meta=_meta(x.ndim, object))
     if reduction == "none":
-        loss = _take(pairs, 0, len(rows), x.chunks[:-1], _meta(len(rows), o.dtype))
+        loss = _take(pairs, 0, x.chunks[:-1], _meta(len(rows), o.dtype), keep=len(rows))
     else:
-        block_chunks = tuple((1,) * len(c) for c in x.chunks[:-1])
-        loss = _take(pairs, 0, len(rows), block_chunks, _meta(len(rows), np.float64))
-    grad = _take(pairs, 1, x.ndim, x.chunks, _meta(x.ndim, o.dtype)) if return_grad else None
+        loss = _take(pairs, 0, _block_chunks(x), _meta(len(rows), np.float64), keep=len(rows))
+    grad = _take(pairs, 1, x.chunks, _meta(x.ndim, o.dtype)) if return_grad else None
     return loss, grad
 
 
@@ -526,6 +535,221 @@ def _finish_loss(part, reduction, den, dtype):
     total = part.sum(dtype=np.float64)
     return da.blockwise(_reduced_loss, "", total, "", *_arg(den, ""), reduction=reduction,
                         loss_dtype=dtype, meta=_meta(0, dtype))
+
+
+# ---- fused linear + cross-entropy ------------------------------------------------
+
+class _Layout:
+    """The shape and chunks of the logits x @ W.T that are never built."""
+
+    def __init__(self, x, W):
+        self.shape = x.shape[:-1] + (W.shape[0],)
+        self.chunks = x.chunks[:-1] + (W.chunks[0],)
+        self.ndim = x.ndim
+
+
+def _linear_operands(x, W):
+    """x (rows chunked, features whole) and W (vocabulary chunked as given,
+    features whole) as dask arrays, and the call's compute dtype."""
+    x, W = _as_dask(x, "x"), W if isinstance(W, da.Array) else da.from_array(
+        np.asarray(W), chunks=-1)
+    if x.ndim == 0:
+        raise ValueError("x must have at least one dimension (the feature axis); got a scalar")
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D, shape (V, D); got shape {W.shape}")
+    if x.shape[-1] != W.shape[1]:
+        raise ValueError(
+            f"x's last axis and W's second axis must both be the feature size D; "
+            f"got x of shape {x.shape} and W of shape {W.shape}")
+    dtype = np.promote_types(compute_dtype(x.dtype, "x"), compute_dtype(W.dtype, "W"))
+    return x.rechunk({x.ndim - 1: -1}), W.rechunk({1: -1}), dtype
+
+
+def _linear_logits(x, W, b, o):
+    """One (rows, vocabulary chunk) block of the logits x @ W.T + b."""
+    x2d = as_float_array(x, "x", o.dtype).reshape(-1, x.shape[-1])
+    z = x2d @ as_float_array(W, "W", o.dtype).T
+    if b is not None:
+        z += as_float_array(b, "bias", o.dtype)
+    return x2d, z
+
+
+def _linear_rows_task(x, W, b, y, w, sw, den, offset, *, o, reduction, return_grad):
+    """One row block with the whole vocabulary: xentfast.linear_cross_entropy.
+    Returns (loss part as in _rows_task, dx, dW, dbias) with the gradients
+    of the block's sum (dx already divided by the 'mean' denominator)."""
+    _check_labels(y, o, offset)
+    with _task_threads():
+        result = xf.linear_cross_entropy(
+            x, W, y, bias=b, weight=w, ignore_index=o.ignore_index,
+            reduction="none" if reduction == "none" else "sum", label_smoothing=o.eps,
+            sample_weight=sw, z_loss=o.z_loss, softcap=o.softcap, return_grad=return_grad)
+    loss, grads = result if return_grad else (result, None)
+    if reduction != "none":
+        loss = np.full((1,) * (x.ndim - 1), float(loss))
+    if grads is None:
+        return loss, None, None, None
+    dx = grads.x
+    if reduction == "mean":
+        dx *= _grad_scale(den)
+    block = (1,) * (x.ndim - 1)   # dW and dbias get one axis per row axis, for the sum
+    db = None if grads.bias is None else grads.bias.reshape(block + grads.bias.shape)
+    return loss, dx, grads.W.reshape(block + grads.W.shape), db
+
+
+def _linear_stats_task(x, W, b, y, w, start, offset, *, o):
+    _, z = _linear_logits(x, W, b, o)
+    return vp.chunk_stats(z.reshape(x.shape[:-1] + z.shape[-1:]), _block_labels(y, o, offset),
+                          None, w, int(_offset(start)), o)
+
+
+def _linear_grad_task(x, W, b, stats, y, w_chunk, w, sw, start, den, offset, *, o, mean):
+    """One (rows, vocabulary chunk) block: its logits, their gradient from
+    the rows' statistics, and its shares of dx, dW and dbias."""
+    x2d, z = _linear_logits(x, W, b, o)
+    G = vp.grad_block(z, stats, _block_labels(y, o, offset), None, w_chunk, w, sw,
+                      int(_offset(start)), o, _grad_scale(den) if mean else 1.0)
+    G = G.reshape(z.shape)
+    block = (1,) * (x.ndim - 1)
+    dx = (G @ as_float_array(W, "W", o.dtype)).reshape(x.shape[:-1] + (1, x.shape[-1]))
+    return dx, (G.T @ x2d).reshape(block + W.shape), G.sum(axis=0).reshape(block + W.shape[:1])
+
+
+def _scaled_task(a, den, *, mean):
+    return a * a.dtype.type(_grad_scale(den)) if mean else a
+
+
+def _sum_row_blocks(parts, nr, den, mean):
+    """Per-row-block partials summed over the row blocks (a tree), and
+    divided by the 'mean' denominator."""
+    total = parts.sum(axis=tuple(range(nr))) if nr else parts
+    ind = "vd"[:total.ndim]
+    return da.blockwise(_scaled_task, ind, total, ind, *_arg(den, ""), mean=mean,
+                        meta=_meta(total.ndim, total.dtype))
+
+
+def _linear_rows_plan(x, W, b, target, w, sw, den, o, offsets, reduction, return_grad):
+    """Loss part and (dx, dW, dbias) with the vocabulary in one chunk."""
+    rows = _ROW_LETTERS[:x.ndim - 1]
+    nr, ind, layout = len(rows), rows + "d", _Layout(x, W)
+    pairs = da.blockwise(
+        _linear_rows_task, ind, x, ind, W, "vd", *_arg(b, "v"), target.array, rows,
+        *_arg(w, "v"), *_arg(sw, rows), *_arg(den, ""), offsets, rows, o=o,
+        reduction=reduction, return_grad=return_grad, concatenate=True, align_arrays=False,
+        meta=_meta(x.ndim, object))
+    if reduction == "none":
+        loss = _take(pairs, 0, layout.chunks[:-1], _meta(nr, o.dtype), keep=nr)
+    else:
+        loss = _take(pairs, 0, _block_chunks(layout), _meta(nr, np.float64), keep=nr)
+    if not return_grad:
+        return loss, None
+    blocks, mean = _block_chunks(layout), reduction == "mean"
+    dx = _take(pairs, 1, x.chunks, _meta(x.ndim, o.dtype))
+    dW = _take(pairs, 2, blocks + W.chunks, _meta(nr + 2, o.dtype), extra=(0,))
+    db = None if b is None else _take(pairs, 3, blocks + W.chunks[:1], _meta(nr + 1, o.dtype))
+    return loss, (dx, _sum_row_blocks(dW, nr, den, mean),
+                  None if db is None else _sum_row_blocks(db, nr, den, mean))
+
+
+def _linear_split_plan(x, W, b, target, w, sw, den, o, offsets, reduction, return_grad):
+    """Loss part and (dx, dW, dbias) with the vocabulary in several chunks:
+    each (rows, vocabulary chunk) block of logits is computed twice (for
+    the statistics, then for the gradient) and never stored."""
+    rows = _ROW_LETTERS[:x.ndim - 1]
+    nr, xind, ind, layout = len(rows), rows + "d", rows + "z", _Layout(x, W)
+    y, w_full, starts = target.array, None if w is None else w.rechunk(-1), _starts(W.chunks[0])
+    per_chunk = da.blockwise(
+        _linear_stats_task, ind, x, xind, W, "zd", *_arg(b, "z"), y, rows, *_arg(w, "z"),
+        starts, "z", offsets, rows, o=o, adjust_chunks={"z": 1}, concatenate=True,
+        align_arrays=False, meta=_meta(x.ndim, vp.STATS))
+    stats = _merged_stats(per_chunk)
+    loss = da.blockwise(
+        _loss_task, rows, stats, rows, y, rows, *_arg(w_full, "Z"), *_arg(sw, rows),
+        offsets, rows, o=o, align_arrays=False, concatenate=True, meta=_meta(nr, np.float64))
+    if not return_grad:
+        return loss, None
+    mean = reduction == "mean"
+    pairs = da.blockwise(
+        _linear_grad_task, ind, x, xind, W, "zd", *_arg(b, "z"), stats, rows, y, rows,
+        *_arg(w, "z"), *_arg(w_full, "Z"), *_arg(sw, rows), starts, "z", *_arg(den, ""),
+        offsets, rows, o=o, mean=mean, concatenate=True, align_arrays=False,
+        meta=_meta(x.ndim, object))
+    blocks, n_chunks = _block_chunks(layout), len(W.chunks[0])
+    dx = _take(pairs, 0, x.chunks[:-1] + ((1,) * n_chunks,) + x.chunks[-1:],
+               _meta(nr + 2, o.dtype), extra=(0,)).sum(axis=nr)
+    dW = _take(pairs, 1, blocks + W.chunks, _meta(nr + 2, o.dtype), extra=(0,))
+    db = _take(pairs, 2, blocks + W.chunks[:1], _meta(nr + 1, o.dtype))
+    return loss, (dx, _sum_row_blocks(dW, nr, None, False),
+                  None if b is None else _sum_row_blocks(db, nr, None, False))
+
+
+def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-100,
+                         reduction="mean", label_smoothing=0.0, sample_weight=None,
+                         z_loss=0.0, softcap=None, return_grad=False):
+    """Cross-entropy of the logits ``x @ W.T + bias`` of dask arrays, lazily,
+    as :func:`xentfast.linear_cross_entropy`, without building the logits.
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like, shape (..., D)
+        Rows chunked (the feature axis is put in one chunk).
+    W : dask.array.Array or array_like, shape (V, D)
+        A NumPy array, or a dask array that may be chunked along V
+        (vocabulary-parallel).
+    target : dask.array.Array or array_like of integers, shape ``x.shape[:-1]``
+        Labels in [0, V) or `ignore_index`, rechunked to x's row chunks.
+    bias : array_like of shape (V,), optional
+    weight, ignore_index, reduction, label_smoothing, sample_weight, z_loss, softcap
+        As in :func:`xentfast.dask.cross_entropy`.
+    return_grad : bool, default False
+        Also return the gradients.
+
+    Returns
+    -------
+    loss : dask.array.Array
+        0-d, or x's row shape for 'none', in the compute dtype (the wider of
+        x's and W's).
+    grads : LinearGrads
+        Only with ``return_grad=True``: dask arrays ``(x, W, bias)`` of the
+        gradients; ``grads.x`` has x's chunks, ``grads.W`` and
+        ``grads.bias`` W's vocabulary chunks (bias: None without a bias).
+
+    Notes
+    -----
+    W in one chunk: one task per row block runs
+    :func:`xentfast.linear_cross_entropy` on it; the row blocks' dW and
+    dbias are summed by a tree reduction.  W chunked along V: each (row
+    block, vocabulary chunk) task computes its logits, the rows' softmax
+    statistics are combined across the chunks, then a second pass computes
+    each block's gradient and its shares of dx (summed over the vocabulary
+    chunks), dW and dbias (summed over the row blocks).
+    """
+    x, W, dtype = _linear_operands(x, W)
+    layout = _Layout(x, W)
+    check_reduction(reduction)
+    ignore_index = check_ignore_index(ignore_index)
+    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
+    z_loss = check_real(z_loss, "z_loss")
+    if softcap is not None:
+        softcap = check_fits(check_real(softcap, "softcap", 0.0, low_open=True), "softcap",
+                             dtype, "logits")
+    t = target if isinstance(target, da.Array) else np.asarray(target)
+    if t.dtype.kind == "f":
+        raise TypeError(
+            "target must hold integer class labels (probability targets are not "
+            f"supported by linear_cross_entropy); got dtype {t.dtype}")
+    target = _Target(t, layout, ignore_index)
+    b = _class_vector(bias, layout, "bias")
+    w = _class_vector(weight, layout, "weight")
+    sw = _row_like(sample_weight, layout, "sample_weight", dtype)
+    o = vp.Options(W.shape[0], dtype, ignore_index=ignore_index, label_smoothing=eps,
+                   z_loss=z_loss, softcap=softcap)
+    offsets = _block_offsets(layout)
+    den = _denominator(layout, target, w, sw, o, offsets) if reduction == "mean" else None
+    plan = _linear_rows_plan if len(W.chunks[0]) == 1 else _linear_split_plan
+    loss, grads = plan(x, W, b, target, w, sw, den, o, offsets, reduction, return_grad)
+    loss = _finish_loss(loss, reduction, den, dtype)
+    return (loss, LinearGrads(*grads)) if return_grad else loss
 
 
 # ---- the scikit-learn estimator on dask arrays ---------------------------------
