@@ -112,12 +112,16 @@ def write_features(path, args):
     return n
 
 
+def on_disk(path, data, labels, what, limit):
+    """The two stored arrays, lazily, after a line about the first."""
+    x, y = (da.from_zarr(str(path / name)) for name in (data, labels))
+    print(f"{what} {x.shape[0]:,} x {x.shape[1]:,} float32 on disk: {gb(x.nbytes)} "
+          f"({x.nbytes / limit:.1f}x a worker's memory limit), {x.npartitions} chunks")
+    return x, y
+
+
 def cross_entropy_on_disk(client, path, args, limit):
-    logits = da.from_zarr(str(path / "logits.zarr"))
-    labels = da.from_zarr(str(path / "labels.zarr"))
-    print(f"logits {logits.shape[0]:,} x {logits.shape[1]:,} float32 on disk: "
-          f"{gb(logits.nbytes)} ({logits.nbytes / limit:.1f}x a worker's memory limit), "
-          f"{logits.npartitions} chunks")
+    logits, labels = on_disk(path, "logits.zarr", "labels.zarr", "logits", limit)
     fresh(client, args)
     t = time.perf_counter()
     loss, grad = xfd.cross_entropy(logits, labels, return_grad=True)
@@ -142,11 +146,8 @@ def cross_entropy_on_disk(client, path, args, limit):
 
 
 def fit_on_disk(client, path, args, limit):
-    X = da.from_zarr(str(path / "X.zarr"))
-    y = da.from_zarr(str(path / "y.zarr"))
-    print(f"features {X.shape[0]:,} x {X.shape[1]} float32 on disk: {gb(X.nbytes)} "
-          f"({X.nbytes / limit:.1f}x a worker's memory limit), {X.npartitions} chunks, "
-          f"{args.estimator_classes} classes")
+    X, y = on_disk(path, "X.zarr", "y.zarr", f"features ({args.estimator_classes} classes)",
+                   limit)
     fresh(client, args)
     t = time.perf_counter()
     with warnings.catch_warnings():

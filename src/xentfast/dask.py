@@ -299,35 +299,17 @@ def log_softmax(x):
 
 
 def softmax(x):
-    """Softmax along the last axis, lazily.
-
-    Parameters
-    ----------
-    x : dask.array.Array or array_like, shape (..., C)
-        Logits; any chunking.
-
-    Returns
-    -------
-    dask.array.Array
-        x's shape and chunks, in the compute dtype (see
-        :func:`xentfast.softmax`).
+    """Softmax along the last axis, lazily: :func:`xentfast.softmax` on a
+    dask array (or a wrapped NumPy array) of any chunking, returning a dask
+    array of x's shape, chunks and compute dtype; see `log_softmax`.
     """
     return _softmax_like(x, xf.softmax, vp.softmax_block)
 
 
 def logsumexp(x):
-    """``log(sum(exp(x)))`` along the last axis, lazily.
-
-    Parameters
-    ----------
-    x : dask.array.Array or array_like, shape (..., C)
-        Logits; any chunking.
-
-    Returns
-    -------
-    dask.array.Array
-        x's shape without the last axis, in x's row chunks and the compute
-        dtype (see :func:`xentfast.logsumexp`).
+    """``log(sum(exp(x)))`` along the last axis, lazily:
+    :func:`xentfast.logsumexp` on a dask array of any chunking, returning a
+    dask array of x's row shape and row chunks, in the compute dtype.
     """
     x, dtype = _logits(x, "x")
     meta = _meta(x.ndim - 1, dtype)
@@ -338,6 +320,17 @@ def logsumexp(x):
 
 
 # ---- cross-entropy ------------------------------------------------------------
+
+def _loss_options(dtype, reduction, ignore_index, label_smoothing, z_loss, softcap):
+    """The checked options of a cross-entropy, for `vp.Options`."""
+    check_reduction(reduction)
+    if softcap is not None:
+        softcap = check_fits(check_real(softcap, "softcap", 0.0, low_open=True), "softcap",
+                             dtype, "logits")
+    return dict(ignore_index=check_ignore_index(ignore_index), softcap=softcap,
+                label_smoothing=check_real(label_smoothing, "label_smoothing", 0.0, 1.0),
+                z_loss=check_real(z_loss, "z_loss"))
+
 
 def _grad_scale(den):
     den = float(den)
@@ -508,18 +501,11 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="
     computed (at once for NumPy labels).
     """
     x, dtype = _logits(logits, "logits")
-    check_reduction(reduction)
-    ignore_index = check_ignore_index(ignore_index)
-    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
-    z_loss = check_real(z_loss, "z_loss")
-    if softcap is not None:
-        softcap = check_fits(check_real(softcap, "softcap", 0.0, low_open=True), "softcap",
-                             dtype, "logits")
-    target = _Target(target, x, ignore_index)
+    options = _loss_options(dtype, reduction, ignore_index, label_smoothing, z_loss, softcap)
+    target = _Target(target, x, options["ignore_index"])
     w = _class_vector(weight, x, "weight")
     sw = _row_like(sample_weight, x, "sample_weight", dtype)
-    o = vp.Options(x.shape[-1], dtype, ignore_index=ignore_index, label_smoothing=eps,
-                   z_loss=z_loss, softcap=softcap, probs=target.probs)
+    o = vp.Options(x.shape[-1], dtype, probs=target.probs, **options)
     offsets = _block_offsets(x)
     den = _denominator(x, target, w, sw, o, offsets) if reduction == "mean" else None
     plan = _rows_plan if len(x.chunks[-1]) == 1 else _split_plan
@@ -726,24 +712,17 @@ def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-
     """
     x, W, dtype = _linear_operands(x, W)
     layout = _Layout(x, W)
-    check_reduction(reduction)
-    ignore_index = check_ignore_index(ignore_index)
-    eps = check_real(label_smoothing, "label_smoothing", 0.0, 1.0)
-    z_loss = check_real(z_loss, "z_loss")
-    if softcap is not None:
-        softcap = check_fits(check_real(softcap, "softcap", 0.0, low_open=True), "softcap",
-                             dtype, "logits")
+    options = _loss_options(dtype, reduction, ignore_index, label_smoothing, z_loss, softcap)
     t = target if isinstance(target, da.Array) else np.asarray(target)
     if t.dtype.kind == "f":
         raise TypeError(
             "target must hold integer class labels (probability targets are not "
             f"supported by linear_cross_entropy); got dtype {t.dtype}")
-    target = _Target(t, layout, ignore_index)
+    target = _Target(t, layout, options["ignore_index"])
     b = _class_vector(bias, layout, "bias")
     w = _class_vector(weight, layout, "weight")
     sw = _row_like(sample_weight, layout, "sample_weight", dtype)
-    o = vp.Options(W.shape[0], dtype, ignore_index=ignore_index, label_smoothing=eps,
-                   z_loss=z_loss, softcap=softcap)
+    o = vp.Options(W.shape[0], dtype, **options)
     offsets = _block_offsets(layout)
     den = _denominator(layout, target, w, sw, o, offsets) if reduction == "mean" else None
     plan = _linear_rows_plan if len(W.chunks[0]) == 1 else _linear_split_plan
