@@ -115,7 +115,7 @@ def _logits(x, name):
     return x, compute_dtype(x.dtype, name)
 
 
-def _row_like(a, x, name, dtype=None):
+def _row_like(a, x, name):
     """A per-row array (dask or not) with x's row shape, in x's row chunks."""
     if a is None:
         return None
@@ -123,7 +123,7 @@ def _row_like(a, x, name, dtype=None):
     a = _as_dask(a, name)
     if a.shape != row_shape:
         raise ValueError(f"{name} must have the row shape {row_shape}; got shape {a.shape}")
-    if dtype is not None and a.dtype.kind not in "fiub":
+    if a.dtype.kind not in "fiub":
         raise TypeError(f"{name} must be a real numeric array; got dtype {a.dtype}")
     return a.rechunk(row_chunks)
 
@@ -504,7 +504,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, reduction="
     options = _loss_options(dtype, reduction, ignore_index, label_smoothing, z_loss, softcap)
     target = _Target(target, x, options["ignore_index"])
     w = _class_vector(weight, x, "weight")
-    sw = _row_like(sample_weight, x, "sample_weight", dtype)
+    sw = _row_like(sample_weight, x, "sample_weight")
     o = vp.Options(x.shape[-1], dtype, probs=target.probs, **options)
     offsets = _block_offsets(x)
     den = _denominator(x, target, w, sw, o, offsets) if reduction == "mean" else None
@@ -721,7 +721,7 @@ def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-
     target = _Target(t, layout, options["ignore_index"])
     b = _class_vector(bias, layout, "bias")
     w = _class_vector(weight, layout, "weight")
-    sw = _row_like(sample_weight, layout, "sample_weight", dtype)
+    sw = _row_like(sample_weight, layout, "sample_weight")
     o = vp.Options(W.shape[0], dtype, **options)
     offsets = _block_offsets(layout)
     den = _denominator(layout, target, w, sw, o, offsets) if reduction == "mean" else None
