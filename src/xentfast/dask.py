@@ -742,8 +742,8 @@ def _rows_of(a, X, name):
     return a.rechunk((X.chunks[0],))
 
 
-def _label_index(y, classes):
-    return np.searchsorted(classes, y).astype(np.intp)
+def _label_index(y, classes, dtype):
+    return np.searchsorted(classes, y).astype(dtype)
 
 
 def _classifier_block(X, y, s, theta, *, n_classes, loss, gamma, label_smoothing,
@@ -764,8 +764,9 @@ def _classifier_block(X, y, s, theta, *, n_classes, loss, gamma, label_smoothing
     else:
         rows, G = xf.softmax_focal_loss(Z, y, gamma=gamma, reduction="none",
                                         return_grad=True, grad_out=Z)
-        value = np.dot(s, rows)
-        G *= s[:, None]
+        value = rows.sum() if s is None else np.dot(s, rows)
+        if s is not None:
+            G *= s[:, None]
     out = np.empty((1, theta.size + 1))
     out[0, 0] = value
     out[0, 1:1 + n_coef] = (G.T @ X).ravel()
@@ -797,7 +798,9 @@ def _fit_classifier(est, X, y, sample_weight):
             "CrossEntropyClassifier needs samples of at least 2 classes "
             f"in y; got only one class: {classes[0]!r}")
     k, d = len(classes), X.shape[1]
-    y_idx = y.map_blocks(_label_index, classes, dtype=np.intp, meta=_meta(1, np.intp))
+    index_dtype = np.min_scalar_type(-k)   # the smallest signed type holding k
+    y_idx = y.map_blocks(_label_index, classes, index_dtype, dtype=index_dtype,
+                         meta=_meta(1, index_dtype))
     sw = (da.ones(X.shape[0], chunks=(X.chunks[0],)) if sample_weight is None
           else _rows_of(sample_weight, X, "sample_weight").astype(np.float64))
     counts, sw_min = dask.compute(da.bincount(y_idx, weights=sw, minlength=k), sw.min())
@@ -811,9 +814,12 @@ def _fit_classifier(est, X, y, sample_weight):
     if not s_sum > 0:
         raise ValueError(
             "sample_weight times the class weights must have a positive sum; got all zeros")
-    s = da.where(sw > 0, sw * y_idx.map_blocks(_take_weights, class_w,
-                                                dtype=np.float64), 0.0)
-    # the labels and weights of every evaluation: small next to X, so kept
+    if sample_weight is None and np.all(class_w == 1):
+        s = None   # every row weighs 1
+    else:
+        s = da.where(sw > 0, sw * y_idx.map_blocks(_take_weights, class_w,
+                                                    dtype=np.float64), 0.0)
+    # the labels (and weights) of every evaluation: small next to X, so kept
     # on the workers rather than recomputed (or re-sent) each time
     y_idx, s = dask.persist(y_idx, s)
 
@@ -825,7 +831,7 @@ def _fit_classifier(est, X, y, sample_weight):
     def objective(theta):
         P = theta.size + 1
         parts = da.blockwise(
-            _classifier_block, "ip", X, "ij", y_idx, "i", s, "i",
+            _classifier_block, "ip", X, "ij", y_idx, "i", *_arg(s, "i"),
             da.from_array(theta, chunks=-1), "q", new_axes={"p": P},
             adjust_chunks={"i": 1}, concatenate=True, align_arrays=False,
             meta=_meta(2, np.float64), **options)
