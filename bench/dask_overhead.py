@@ -160,7 +160,7 @@ def estimator(args):
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
         Xp, yp = client.persist(Xd), client.persist(yd)
-        more = fits({"in memory ": per_iteration(X, y),
+        more = fits({"in memory (beside the cluster)": per_iteration(X, y),
                      "dask, LocalCluster (X persisted)": per_iteration(Xp, yp)})
     print(f"\n### The estimator: {n} x {d} float64, {k} classes, 8 row chunks, "
           f"{args.fit_iter} L-BFGS iterations, {args.fit_rounds} rounds\n")
@@ -169,7 +169,7 @@ def estimator(args):
     for group in (per, more):
         base = np.median(next(iter(group.values())))
         for name, ts in group.items():
-            print(f"| {name.strip()} | {min(ts) * 1e3:.1f} | {np.median(ts) * 1e3:.1f} | "
+            print(f"| {name} | {min(ts) * 1e3:.1f} | {np.median(ts) * 1e3:.1f} | "
                   f"{np.median(ts) / base:.2f} |")
 
 
