@@ -522,6 +522,21 @@ def test_distributed_probabilities_and_softmax(client, chunks, rng):
         close(got, getattr(xf, name)(x), np.float64)
 
 
+def test_distributed_linear(client, rng):
+    x, W = rng.standard_normal((N, D)), rng.standard_normal((V, D))
+    b, y = rng.standard_normal(V), rng.integers(0, V, N)
+    W_chunks = [(4, D)] + ([(V, D)] if has_linear else [])
+    for chunks in W_chunks:
+        loss, grads = xfd.linear_cross_entropy(
+            da.from_array(x, chunks=(9, D)), da.from_array(W, chunks=chunks), y, bias=b,
+            label_smoothing=0.1, return_grad=True)
+        loss, *got = dask.compute(loss, *grads, scheduler=client)
+        ref_loss, ref = linear_ref(x, W, b, y, "mean", {"label_smoothing": 0.1})
+        close(loss, ref_loss, np.float64, rtol=1e-10)
+        for g, r in zip(got, ref):
+            close(g, r, np.float64, rtol=1e-10)
+
+
 def test_distributed_bad_label(client, rng):
     x, y = inputs(rng, np.float32)
     y[30] = -1
