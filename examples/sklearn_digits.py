@@ -1,4 +1,8 @@
-"""CrossEntropyClassifier against scikit-learn's LogisticRegression on digits.
+"""
+CrossEntropyClassifier against LogisticRegression on digits
+===========================================================
+
+xentfast.sklearn.CrossEntropyClassifier against scikit-learn's LogisticRegression.
 
 Prints two Markdown tables:
 
@@ -27,6 +31,8 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from xentfast.sklearn import CrossEntropyClassifier
+
+DESCRIPTION = "CrossEntropyClassifier against LogisticRegression on digits."
 
 
 def timed_fit(make, X, y, repeat):
@@ -93,7 +99,7 @@ def imbalanced():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     with warnings.catch_warnings():

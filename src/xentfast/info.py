@@ -113,6 +113,11 @@ def cross_entropy(p, q, axis=-1, *, base=None):
     Returns
     -------
     NumPy scalar or ndarray
+
+    See Also
+    --------
+    xentfast.cross_entropy : The loss ``H(target, softmax(logits))`` and its gradient.
+    entropy, kl_divergence
     """
     p, q, dtype = _pair(p, q)
     log_base = _log_base(base)

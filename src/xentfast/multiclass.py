@@ -151,6 +151,11 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         In the compute dtype (float32 for float16 input).
     grad : ndarray
         Only with ``return_grad=True``.
+
+    See Also
+    --------
+    xentfast.info.cross_entropy : ``H(p, q)`` of two given distributions.
+    nll_loss : The same loss from log-probabilities.
     """
     rows = _Rows(logits, axis, "logits", return_grad, grad_out)
     check_reduction(reduction)
