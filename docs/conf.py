@@ -11,6 +11,7 @@ import importlib.util
 import re
 import os
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def _reset_argv(gallery_conf, script_vars):
     """Command-line arguments of each example: cheap settings for the build."""
     name = os.path.basename(script_vars["src_file"])
     if name == "mlp_digits.py":
-        return ["--epochs", "20", "--plot", str(DOCS / "_build" / "mlp_digits.png")]
+        return ["--epochs", "20", "--plot", os.path.join(tempfile.gettempdir(), "mlp_digits.png")]
     if name == "sklearn_digits.py":
         return ["--repeat", "1"]
     return []
@@ -115,8 +116,30 @@ def _copy_mathjax(app, exception):
                 shutil.copy2(src, dst)
 
 
+NOT_RUN_NOTE = """
+.. note::
+
+   This example needs {what}, so it is shown here without being run when the
+   documentation is built: no output or figures below come from the build.
+"""
+
+
+def _say_not_run(app, docname, source):
+    """Put a note at the top of the gallery pages of examples not executed."""
+    name = docname.rsplit("/", 1)[-1]
+    if docname.startswith("auto_examples/") and re.search("|".join(NOT_RUN), name):
+        what = "a Dask cluster" if re.search("dask|cluster", name) else "PyTorch"
+        text = source[0]
+        # after the title (the first line underlined with "=")
+        title = re.search(r"^=+\n", text, re.M)
+        if title:
+            cut = title.end()
+            source[0] = text[:cut] + NOT_RUN_NOTE.format(what=what) + text[cut:]
+
+
 def setup(app):
     app.connect("build-finished", _copy_mathjax)
+    app.connect("source-read", _say_not_run)
 
 
 # --- the Performance page's results, read from bench/README.md ---------------
