@@ -398,24 +398,35 @@ print("xf.log_softmax:          ", xf.log_softmax(two)[0])
 margins = np.linspace(1, 60, 236)
 rows = np.stack([np.zeros_like(margins), -margins], -1)
 exact = np.log1p(np.exp(-margins))
-fig, ax = plt.subplots(figsize=(5.5, 3.4))
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
 for dtype, style in ((np.float64, "-"), (np.float32, "--")):
     r = rows.astype(dtype)
     with np.errstate(all="ignore"):
         naive = -(r - np.log(np.exp(r).sum(-1, keepdims=True)))[:, 0]
     fast = xf.cross_entropy(r, np.zeros(len(r), int), reduction="none")
-    ax.semilogy(margins, fast, style, color="C0", label=f"xentfast, {np.dtype(dtype).name}")
-    ax.semilogy(margins, np.where(naive > 0, naive, np.nan), style, color="C3",
-                label=f"log(sum(exp)), {np.dtype(dtype).name}")
-ax.semilogy(margins, exact, ":", color="k", lw=1, label="exact log1p(exp(-margin))")
-ax.set(xlabel="margin of the true class", ylabel="loss (log scale)",
-       title="loss of a confidently right row")
-ax.legend(fontsize=8)
+    name = np.dtype(dtype).name
+    ax1.semilogy(margins, fast, style, color="C0", label=f"xentfast, {name}")
+    ax1.semilogy(margins, np.where(naive > 0, naive, np.nan), style, color="C3",
+                 label=f"log-sum-exp, {name}")
+    ax2.semilogy(margins, np.abs(fast - exact) / exact + 1e-20, style, color="C0",
+                 label=f"xentfast, {name}")
+    ax2.semilogy(margins, np.abs(naive - exact) / exact + 1e-20, style, color="C3",
+                 label=f"log-sum-exp, {name}")
+ax1.semilogy(margins, exact, ":", color="k", lw=1, label="exact log1p(exp(-margin))")
+ax1.set(xlabel="margin of the true class", ylabel="loss", title="loss of a confidently right row")
+ax2.set(xlabel="margin of the true class", ylabel="relative error", ylim=(1e-18, 10),
+        title="relative error (1 = the row's loss is lost)")
+ax1.legend(fontsize=7)
+ax2.legend(fontsize=7)
 fig.tight_layout()
 
 # %%
-# The naive curves stop where their value becomes exactly 0 (which a log
-# axis cannot show). PyTorch and SciPy compute the max-subtracted form and
+# On the left, the log-sum-exp curves stop where their value becomes exactly
+# 0 (which a log axis cannot show): beyond a margin of about 17 in float32
+# and 37 in float64. On the right, their relative error grows long before
+# that, because ``log(1 + x)`` of a rounded ``1 + x`` keeps only the digits of
+# ``x`` that survived the rounding; xentfast's error stays at the rounding
+# level of each dtype. PyTorch and SciPy compute the max-subtracted form and
 # round these rows to 0 as well.
 #
 # Class imbalance

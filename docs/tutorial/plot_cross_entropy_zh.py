@@ -338,24 +338,30 @@ print("xf.log_softmax:          ", xf.log_softmax(two)[0])
 margins = np.linspace(1, 60, 236)
 rows = np.stack([np.zeros_like(margins), -margins], -1)
 exact = np.log1p(np.exp(-margins))
-fig, ax = plt.subplots(figsize=(5.5, 3.4))
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
 for dtype, style in ((np.float64, "-"), (np.float32, "--")):
     r = rows.astype(dtype)
     with np.errstate(all="ignore"):
         naive = -(r - np.log(np.exp(r).sum(-1, keepdims=True)))[:, 0]
     fast = xf.cross_entropy(r, np.zeros(len(r), int), reduction="none")
-    ax.semilogy(margins, fast, style, color="C0", label=f"xentfast, {np.dtype(dtype).name}")
-    ax.semilogy(margins, np.where(naive > 0, naive, np.nan), style, color="C3",
-                label=f"log(sum(exp)), {np.dtype(dtype).name}")
-ax.semilogy(margins, exact, ":", color="k", lw=1, label="exact log1p(exp(-margin))")
-ax.set(xlabel="margin of the true class", ylabel="loss (log scale)",
-       title="loss of a confidently right row")
-ax.legend(fontsize=8)
+    name = np.dtype(dtype).name
+    ax1.semilogy(margins, fast, style, color="C0", label=f"xentfast, {name}")
+    ax1.semilogy(margins, np.where(naive > 0, naive, np.nan), style, color="C3",
+                 label=f"log-sum-exp, {name}")
+    ax2.semilogy(margins, np.abs(fast - exact) / exact + 1e-20, style, color="C0",
+                 label=f"xentfast, {name}")
+    ax2.semilogy(margins, np.abs(naive - exact) / exact + 1e-20, style, color="C3",
+                 label=f"log-sum-exp, {name}")
+ax1.semilogy(margins, exact, ":", color="k", lw=1, label="exact log1p(exp(-margin))")
+ax1.set(xlabel="margin of the true class", ylabel="loss", title="loss of a confidently right row")
+ax2.set(xlabel="margin of the true class", ylabel="relative error", ylim=(1e-18, 10),
+        title="relative error (1 = the row's loss is lost)")
+ax1.legend(fontsize=7)
+ax2.legend(fontsize=7)
 fig.tight_layout()
 
 # %%
-# 朴素算法的曲线在其值恰好变为 0 的地方中断（对数坐标轴无法显示 0）。PyTorch 和 SciPy
-# 采用的是减去最大值的写法，同样会把这些行舍入为 0。
+# 左图中，log-sum-exp 的曲线在其值恰好变为 0 的地方中断（对数坐标轴无法显示 0）：float32 中间隔约超过 17、float64 中约超过 37 之后就是如此。右图中，它们的相对误差早在此之前就开始增长，因为对舍入后的 ``1 + x`` 取 ``log(1 + x)`` ，只保留了 ``x`` 在舍入中幸存下来的那几位有效数字；而 xentfast 的误差始终停留在各自数据类型的舍入误差水平。PyTorch 和 SciPy 采用的是减去最大值的写法，同样会把这些行舍入为 0。
 #
 # 类别不平衡
 # ----------
