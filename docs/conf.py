@@ -79,7 +79,8 @@ def _reset_argv(gallery_conf, script_vars):
     if name == "mlp_digits.py":
         return ["--epochs", "20", "--plot", os.path.join(tempfile.gettempdir(), "mlp_digits.png")]
     if name == "sklearn_digits.py":
-        return ["--repeat", "1"]
+        return ["--repeat", "1", "--plot",
+                os.path.join(tempfile.gettempdir(), "sklearn_digits.png")]
     return []
 
 
