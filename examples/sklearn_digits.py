@@ -16,7 +16,8 @@ Prints two Markdown tables:
    ``loss='focal'``.
 
 Times are the median of ``--repeat`` fits; ``--plot FILE`` also draws the
-per-digit recall of the imbalanced fits. Run:
+per-digit recall of the imbalanced fits. Run::
+
     python examples/sklearn_digits.py [--repeat 5] [--plot FILE]
 """
 
