@@ -466,26 +466,19 @@ except ImportError:
     print("PyTorch is not installed: comparison skipped")
 
 if torch is not None:
-    Zt = torch.tensor(Z, requires_grad=True)
-    loss_t = F.cross_entropy(Zt, torch.tensor(Y), label_smoothing=0.1)
-    loss_t.backward()
-    loss_x, grad_x = xf.cross_entropy(Z, Y, label_smoothing=0.1, return_grad=True)
-    print(f"CrossEntropyLoss: torch {loss_t.item():.12f}  xentfast {loss_x:.12f}  "
-          f"max grad diff {np.abs(Zt.grad.numpy() - grad_x).max():.1e}")
+    def compare(name, torch_loss, xf_loss, x, target):
+        x_t = torch.tensor(x, requires_grad=True)
+        loss_t = torch_loss(x_t, torch.tensor(target))
+        loss_t.backward()
+        loss_x, grad_x = xf_loss(x, target, return_grad=True)
+        print(f"{name:>17}: torch {loss_t.item():.12f}  xentfast {loss_x:.12f}  "
+              f"max grad diff {np.abs(x_t.grad.numpy() - grad_x).max():.1e}")
 
-    zt = torch.tensor(z, requires_grad=True)
-    loss_t = F.binary_cross_entropy_with_logits(zt, torch.tensor(t))
-    loss_t.backward()
-    loss_x, grad_x = xf.binary_cross_entropy_with_logits(z, t, return_grad=True)
-    print(f"BCEWithLogitsLoss: torch {loss_t.item():.12f}  xentfast {loss_x:.12f}  "
-          f"max grad diff {np.abs(zt.grad.numpy() - grad_x).max():.1e}")
-
-    pt = torch.tensor(p_hat, requires_grad=True)
-    loss_t = F.binary_cross_entropy(pt, torch.tensor(t))
-    loss_t.backward()
-    loss_x, grad_x = xf.binary_cross_entropy(p_hat, t, return_grad=True)
-    print(f"BCELoss: torch {loss_t.item():.12f}  xentfast {loss_x:.12f}  "
-          f"max grad diff {np.abs(pt.grad.numpy() - grad_x).max():.1e}")
+    compare("CrossEntropyLoss", lambda a, b: F.cross_entropy(a, b, label_smoothing=0.1),
+            lambda a, b, **kw: xf.cross_entropy(a, b, label_smoothing=0.1, **kw), Z, Y)
+    compare("BCEWithLogitsLoss", F.binary_cross_entropy_with_logits,
+            xf.binary_cross_entropy_with_logits, z, t)
+    compare("BCELoss", F.binary_cross_entropy, xf.binary_cross_entropy, p_hat, t)
 
 # %%
 # 接下来： :doc:`../user_guide/index` 列出了所有选项（ ``ignore_index`` 、 ``label_smoothing`` 、
