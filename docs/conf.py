@@ -61,6 +61,9 @@ autodoc_default_options = {"members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+# Every parameter documented, none unknown, each with a description; a
+# Returns section on functions that return.
+numpydoc_validation_checks = {"PR01", "PR02", "PR07", "RT01"}
 # No intersphinx (the build needs no network): names from other projects in
 # the docstrings stay plain text instead of failing the nitpicky build.
 nitpick_ignore_regex = [("py:.*", r"(sklearn|numpy|scipy|torch|dask)\..*")]

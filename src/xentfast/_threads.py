@@ -10,6 +10,10 @@ def get_num_threads():
 
     The value given to `set_num_threads`, else OpenMP's (``OMP_NUM_THREADS``,
     else the number of cores, or what threadpoolctl limits it to).
+
+    Returns
+    -------
+    int
     """
     return _openmp.get_threads()
 
@@ -38,7 +42,13 @@ def set_num_threads(n):
 @contextlib.contextmanager
 def num_threads(n):
     """Context manager: run the block with `n` threads, then restore the
-    previous setting (including "follow OpenMP/threadpoolctl")."""
+    previous setting (including "follow OpenMP/threadpoolctl").
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+    """
     n = _check(n)
     previous = _openmp.save_state()
     _openmp.pin_threads(n)

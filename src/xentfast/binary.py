@@ -237,6 +237,7 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none
     Parameters
     ----------
     logits : array_like, any shape
+        Unnormalised scores, one per element.
     target : array_like, same shape as `logits`
         Target probabilities in [0, 1] (usually 0 or 1; soft allowed).
     alpha : float, default 0.25

@@ -248,6 +248,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     Parameters
     ----------
     logits : array_like, shape (..., C, ...)
+        Unnormalised scores; `axis` is the class axis.
     target : array_like of integers
         Labels in [0, C) or `ignore_index`.
     gamma : float >= 0, default 2.0
@@ -255,6 +256,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     alpha : array_like of shape (C,), optional
         Per-class weights (all ones when None).
     ignore_index : int, default -100
+        Label of rows that contribute nothing.
     reduction : {'mean', 'sum', 'none'}, default 'mean'
         'mean' divides by the number of rows not ignored (NaN, with a zero
         gradient, when there are none).
