@@ -35,7 +35,6 @@ extensions = [
 
 exclude_patterns = ["_build", "_generated", "**/README.rst"]
 templates_path = ["_templates"]
-html_static_path = ["_static"]
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"xentfast {release}"
