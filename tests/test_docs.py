@@ -76,3 +76,15 @@ def test_tutorial_translation_runs_the_same_code():
     chinese = _code_tokens(DOCS / "tutorial" / "plot_cross_entropy_zh.py")
     assert len(english) > 1000
     assert english == chinese
+
+
+def test_ci_builds_the_docs_with_the_readme_command():
+    root = DOCS.parent
+    readme, ci = root / "README.md", root / ".ci" / "run"
+    if not (readme.exists() and ci.exists()):
+        pytest.skip("README.md or .ci/run not present next to the tests")
+    commands = [line.strip() for line in readme.read_text().splitlines()
+                if "python -m sphinx" in line]
+    assert len(commands) == 1, commands
+    assert "-W --keep-going -n" in commands[0]
+    assert commands[0] in ci.read_text().splitlines()
