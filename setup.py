@@ -5,8 +5,10 @@ Environment switches:
   XENTFAST_REQUIRE_OPENMP=1   fail instead of building a serial extension when
                               the compiler has no OpenMP (CI sets this).
 """
+import glob
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -17,7 +19,9 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_openmp", "_softmax", "_multiclass", "_binary"]
+MODULES = ["_openmp", "_scan", "_softmax", "_multiclass", "_binary"]
+# Every module depends on every header and .pxd: editing one rebuilds all.
+DEPENDS = sorted(glob.glob("src/xentfast/*.h") + glob.glob("src/xentfast/*.pxd"))
 DEBUG = os.environ.get("XENTFAST_DEBUG", "0") == "1"
 
 # Kernels rely on IEEE semantics (NaN/Inf propagate, -inf is a mask), so no
@@ -42,7 +46,14 @@ OPENMP_PROBE = textwrap.dedent(
 
 
 def compiler_has_openmp(compiler):
-    """Compile and link a tiny OpenMP program with the build's own compiler."""
+    """Compile and link a tiny OpenMP program with the build's own compiler.
+
+    The compiler compiles with the user's CFLAGS but links executables
+    without them or LDFLAGS (the extensions' link has both): add them, or
+    e.g. CFLAGS=LDFLAGS=-fsanitize=address fails here and builds serially.
+    """
+    user_flags = [flag for var in ("CFLAGS", "LDFLAGS")
+                  for flag in shlex.split(os.environ.get(var, ""))]
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
@@ -50,7 +61,7 @@ def compiler_has_openmp(compiler):
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
             compiler.link_executable(objs, "probe", output_dir=tmp,
-                                     extra_postargs=["-fopenmp"])
+                                     extra_postargs=user_flags + ["-fopenmp"])
         except Exception:
             return False
     return True
@@ -72,28 +83,32 @@ class BuildExt(build_ext):
         super().build_extensions()
 
 
+missing = [name for name in MODULES if not os.path.exists(f"src/xentfast/{name}.pyx")]
+if missing:
+    sys.exit(f"xentfast: missing source src/xentfast/{missing[0]}.pyx")
 extensions = [
     Extension(
         f"xentfast.{name}",
         [f"src/xentfast/{name}.pyx"],
         include_dirs=[np.get_include(), "src/xentfast"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        depends=DEPENDS,
     )
     for name in MODULES
-    if os.path.exists(f"src/xentfast/{name}.pyx")
 ]
 
-setup(
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives={
-            "language_level": "3",
-            "boundscheck": DEBUG,
-            "wraparound": DEBUG,
-            "initializedcheck": DEBUG,
-            "cdivision": True,
-            "cpow": True,
-        },
-    ),
-    cmdclass={"build_ext": BuildExt},
-)
+if __name__ == "__main__":   # pip runs it so; tests load only the probe
+    setup(
+        ext_modules=cythonize(
+            extensions,
+            compiler_directives={
+                "language_level": "3",
+                "boundscheck": DEBUG,
+                "wraparound": DEBUG,
+                "initializedcheck": DEBUG,
+                "cdivision": True,
+                "cpow": True,
+            },
+        ),
+        cmdclass={"build_ext": BuildExt},
+    )

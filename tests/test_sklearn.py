@@ -261,6 +261,20 @@ def test_convergence_warning_and_n_iter():
     assert 2 < clf.n_iter_ < 200
 
 
+def test_abnormal_lbfgs_termination_warns_like_logistic_regression():
+    # A feature of 1e200 makes the first step's objective overflow: L-BFGS
+    # gives up at once (SciPy status 2). scikit-learn's LogisticRegression
+    # warns on the same data; a silently all-zero model is a defect.
+    from sklearn.linear_model import LogisticRegression
+    X, y, _ = _small_problem(3)
+    X = X.copy()
+    X[:, 1] *= 1e200
+    with pytest.warns(ConvergenceWarning, match="status=2"):
+        LogisticRegression().fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="ABNORMAL"):
+        CrossEntropyClassifier().fit(X, y)
+
+
 def test_pipeline_gridsearch_clone():
     X, y, _ = _small_problem(3)
     pipe = make_pipeline(StandardScaler(), CrossEntropyClassifier())
@@ -292,6 +306,14 @@ def test_single_class_raises():
         (dict(max_iter=2.5), "max_iter"),
         (dict(tol=0.0), "tol"),
         (dict(class_weight="auto"), "class_weight"),
+        (dict(alpha=np.inf), "alpha"),
+        (dict(tol=np.inf), "tol"),
+        (dict(gamma=np.inf, loss="focal"), "gamma"),
+        (dict(alpha=np.nan), "alpha"),
+        (dict(class_weight={0: np.inf}), "class_weight"),
+        (dict(class_weight={1: np.nan}), "class_weight"),
+        (dict(class_weight={2: -1.0}), "class_weight"),
+        (dict(class_weight={2: "heavy"}), "class_weight"),
     ],
 )
 def test_bad_params_raise(params, name):

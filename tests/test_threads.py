@@ -1,8 +1,10 @@
 """Thread-count control and bitwise determinism across thread counts."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -42,6 +44,73 @@ def test_context_manager_restores():
     assert xf.get_num_threads() == 2
 
 
+def _overlapping_blocks(order):
+    """Thread A enters num_threads(4), thread B enters num_threads(3), then
+    they leave in ``order``; return what every step saw."""
+    import threading
+    steps = {"A": threading.Event(), "B": threading.Event()}
+    seen = {}
+
+    def block(name, n, entered, leave):
+        with xf.num_threads(n):
+            entered.set()
+            steps[name].wait(10)
+        seen["after " + name] = xf.get_num_threads()
+        leave.set()
+
+    a_in, b_in, a_out, b_out = (threading.Event() for _ in range(4))
+    ta = threading.Thread(target=block, args=("A", 4, a_in, a_out))
+    tb = threading.Thread(target=block, args=("B", 3, b_in, b_out))
+    ta.start()
+    a_in.wait(10)
+    tb.start()
+    b_in.wait(10)
+    seen["both in"] = xf.get_num_threads()
+    for name in order:
+        steps[name].set()
+        (a_out if name == "A" else b_out).wait(10)
+    ta.join()
+    tb.join()
+    seen["end"] = xf.get_num_threads()
+    return seen
+
+
+@pytest.mark.parametrize("order", ["AB", "BA"])
+def test_overlapping_blocks_in_two_threads_restore(order):
+    # The process-wide setting is the latest block still open; when every
+    # block is closed, it is what it was before the first one.
+    xf.set_num_threads(2)
+    seen = _overlapping_blocks(order)
+    first, second = order
+    assert seen["both in"] == 3
+    assert seen["after " + first] == (3 if first == "A" else 4)
+    assert seen["after " + second] == 2
+    assert seen["end"] == 2
+
+
+def test_many_threads_opening_blocks_leave_no_trace():
+    import threading
+    xf.set_num_threads(2)
+    errors = []
+
+    def churn(k):
+        try:
+            for i in range(300):
+                with xf.num_threads(1 + (i + k) % 5):
+                    with xf.num_threads(1 + (i * k) % 3):
+                        time.sleep(0)   # let another thread in here
+        except Exception as e:   # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert xf.get_num_threads() == 2
+
+
 def test_setting_is_process_wide():
     # "process-wide": a Python thread other than the one that set it sees
     # the same value (OpenMP's omp_set_num_threads alone is per-thread).
@@ -64,6 +133,54 @@ def test_fewer_than_one_thread_is_an_error(n):
         with xf.num_threads(n):
             pass
     assert xf.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [2**31, 2**40, 2**64 + 3, np.int64(2**62)])
+def test_huge_thread_count_is_a_value_error(n):
+    before = xf.get_num_threads()
+    with pytest.raises(ValueError, match=str(n)):
+        xf.set_num_threads(n)
+    with pytest.raises(ValueError, match=str(n)):
+        with xf.num_threads(n):
+            pass
+    assert xf.get_num_threads() == before
+
+
+_MANY_THREADS_UNDER_MEMORY_LIMIT = """
+import resource
+import numpy as np
+import xentfast as xf
+x, y = np.zeros((4000, 300)), np.zeros(4000, dtype=np.int64)
+# 2 GiB of address space beyond what the process holds now (relative, so
+# that it also works under AddressSanitizer, whose shadow takes terabytes).
+with open("/proc/self/status") as f:
+    held = next(int(line.split()[1]) for line in f
+                if line.startswith("VmSize:")) * 1024
+resource.setrlimit(resource.RLIMIT_AS,
+                   (held + (2 << 30), resource.getrlimit(resource.RLIMIT_AS)[1]))
+try:
+    xf.set_num_threads(5000)
+except ValueError as e:
+    print("ValueError:", e)
+print(np.isclose(xf.cross_entropy(x, y), np.log(300), rtol=1e-12))
+"""
+
+
+def test_thread_count_has_an_upper_bound():
+    # 5000 threads under an address-space limit: libgomp cannot create
+    # them and exits the process (no Python exception) unless xentfast
+    # refuses the count first.
+    if not os.path.exists("/proc/self/status"):
+        pytest.skip("needs Linux's /proc to set a memory limit")
+    out = _run_child_script(_MANY_THREADS_UNDER_MEMORY_LIMIT).splitlines()
+    assert out[0].startswith("ValueError: n must be in [1, "), out
+    assert "5000" in out[0] and out[1] == "True", out
+    # The bound never goes below 64, whatever the machine, so a count
+    # written for a bigger machine still works on a small one.
+    with xf.num_threads(64):
+        assert xf.get_num_threads() == 64
+    with pytest.raises(ValueError, match=str(max(64, 4 * os.cpu_count()))):
+        xf.set_num_threads(max(64, 4 * os.cpu_count()) + 1)
 
 
 def _threads_in_fresh_process(env_update):
@@ -261,3 +378,106 @@ def test_threaded_results_are_correct(kind):
                                           return_grad=True, **kw)
             np.testing.assert_array_equal(loss, ref[0])
             np.testing.assert_array_equal(grad, ref[1])
+
+
+# ------------------------------------------------------------------ fork
+
+def _run_child_script(code, timeout=60):
+    """Run ``code`` in a fresh interpreter; a hang or crash fails the test."""
+    # Its own process group, so that forked children that hang are killed
+    # with it rather than left behind.
+    proc = subprocess.Popen([sys.executable, "-c", code], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"hung for {timeout} s")
+    assert proc.returncode == 0, (proc.returncode, stderr[-2000:])
+    return stdout
+
+
+_FORK_SETUP = """
+import os, warnings
+import numpy as np
+import xentfast as xf
+rng = np.random.default_rng(3)
+x = rng.standard_normal((2000, 300))   # far above the one-thread size
+y = rng.integers(0, 300, 2000)
+def loss_bits():
+    return xf.cross_entropy(x, y, reduction="none").tobytes()
+xf.set_num_threads(2)
+parent = loss_bits()   # the parent's OpenMP team now exists
+"""
+
+_FORK_CHILD = _FORK_SETUP + """
+pid = os.fork()
+if pid == 0:
+    ok = loss_bits() == parent
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xf.set_num_threads(2)   # asking for threads again must not hang
+    ok = ok and loss_bits() == parent
+    grandchild = os.fork()   # nor in a child of the child
+    if grandchild == 0:
+        os._exit(0 if loss_bits() == parent else 3)
+    ok = ok and os.waitpid(grandchild, 0)[1] == 0
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), "parent", loss_bits() == parent)
+"""
+
+
+def test_parallel_call_in_forked_child_does_not_hang():
+    # GNU libgomp's thread pool does not survive fork(): a child that starts
+    # an OpenMP team after the parent had one blocks forever.
+    assert _run_child_script(_FORK_CHILD).split() == [
+        "child", "0", "parent", "True"]
+
+
+_FORK_POOL = _FORK_SETUP + """
+import multiprocessing as mp
+def work(k):
+    return xf.cross_entropy(x, np.roll(y, k), reduction="none").tobytes()
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as pool:
+        got = pool.map(work, range(4))
+    print(got == [work(k) for k in range(4)])
+"""
+
+
+def test_fork_pool_does_not_hang():
+    # multiprocessing's 'fork' start method (Linux's default before 3.14).
+    assert _run_child_script(_FORK_POOL).split() == ["True"]
+
+
+_FORK_ASK_THREADS = """
+import os, sys, warnings
+import xentfast as xf
+xf.set_num_threads(2)
+pid = os.fork()
+if pid == 0:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xf.set_num_threads(2)
+        with xf.num_threads(1):
+            inside = xf.get_num_threads()
+    print(xf.get_num_threads(), inside,
+          [w.category.__name__ for w in caught], flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(xf.get_num_threads())
+"""
+
+
+def test_forked_child_says_it_runs_on_one_thread():
+    tpc = pytest.importorskip("threadpoolctl")
+    runtimes = {i["prefix"] for i in tpc.threadpool_info()
+                if i["user_api"] == "openmp"}
+    if "libgomp" not in runtimes:
+        pytest.skip("only GNU libgomp loses its threads on fork")
+    child, parent = _run_child_script(_FORK_ASK_THREADS).splitlines()
+    assert child == "1 1 ['RuntimeWarning']"
+    assert parent == "2"

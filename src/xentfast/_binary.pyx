@@ -13,58 +13,56 @@
 # Operands that broadcast (weight, pos_weight) arrive as (data, inner,
 # period): flat element k reads data[(k // inner) % period]; the block's
 # values are copied into per-thread scratch unless they are contiguous in
-# data.  An absent operand reads `ones`.
+# data.  An absent operand reads a block of ones.
+#
+# One entry point per public function, named like it and called by keyword.
+# Layout: `block_count(n)` partial sums; a per-thread `scratch` of
+# `scratch_shape(n)` (a kernel runs scratch.shape[0] threads, the thread rule
+# of _openmp.pxd).
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
+from ._elementwise cimport (XF_BLOCK, bce_block, bce_logits_block, broadcast_block,
+                            sigmoid_focal_block)
 from ._memview cimport out_ptr, ptr_or_null
-from ._openmp cimport n_threads
-from ._parallel cimport PARALLEL_MIN_ELEMENTS
-
-cdef extern from "_xf_elementwise.h" nogil:
-    enum:
-        XF_BLOCK
-    Py_ssize_t xf_count_outside_unit_f32(const float *v, Py_ssize_t n)
-    Py_ssize_t xf_count_outside_unit_f64(const double *v, Py_ssize_t n)
-    const float *xf_broadcast_block_f32(const float *data, Py_ssize_t inner,
-                                        Py_ssize_t period, Py_ssize_t k0,
-                                        Py_ssize_t n, float *buf)
-    const double *xf_broadcast_block_f64(const double *data, Py_ssize_t inner,
-                                         Py_ssize_t period, Py_ssize_t k0,
-                                         Py_ssize_t n, double *buf)
-    double xf_bce_block_f32(const float *p, const float *t, const float *w,
-                            Py_ssize_t n, float scale, float *loss, float *grad)
-    double xf_bce_block_f64(const double *p, const double *t, const double *w,
-                            Py_ssize_t n, double scale, double *loss, double *grad)
-    double xf_bce_logits_block_f32(const float *x, const float *t, const float *w,
-                                   const float *pw, Py_ssize_t n, float scale,
-                                   float *loss, float *grad)
-    double xf_bce_logits_block_f64(const double *x, const double *t, const double *w,
-                                   const double *pw, Py_ssize_t n, double scale,
-                                   double *loss, double *grad)
-    double xf_sigmoid_focal_block_f32(const float *x, const float *t, Py_ssize_t n,
-                                      float alpha, float gamma, float scale,
-                                      float *loss, float *grad)
-    double xf_sigmoid_focal_block_f64(const double *x, const double *t, Py_ssize_t n,
-                                      double alpha, double gamma, double scale,
-                                      double *loss, double *grad)
+from ._openmp cimport PARALLEL_MIN_ELEMENTS, threads_for
 
 BLOCK = XF_BLOCK
-PARALLEL_MIN = PARALLEL_MIN_ELEMENTS
 # Per-thread scratch: SCRATCH_SLOTS slots of min(n, XF_BLOCK) values for two
 # broadcast operands, unwanted losses and unwanted gradients.
-SCRATCH_SLOTS = 4
+cdef enum:
+    SCRATCH_SLOTS = 4
+
+# What an absent weight reads.
+cdef float ONES_F32[XF_BLOCK]
+cdef double ONES_F64[XF_BLOCK]
+for _k in range(XF_BLOCK):
+    ONES_F32[_k] = 1
+    ONES_F64[_k] = 1
+
+
+def block_count(Py_ssize_t n):
+    """Number of blocks (and partial sums) of n elements."""
+    return (n + XF_BLOCK - 1) // XF_BLOCK
+
+
+def scratch_shape(Py_ssize_t n):
+    """Shape of the `scratch` array the kernels need for n elements: a row
+    per thread the call uses (never more than its blocks)."""
+    return (threads_for((n + XF_BLOCK - 1) // XF_BLOCK, n),
+            SCRATCH_SLOTS * min(n, <Py_ssize_t>XF_BLOCK))
 
 
 cdef inline const floating *operand(const floating *data, Py_ssize_t inner,
                                     Py_ssize_t period, Py_ssize_t k0, Py_ssize_t n,
-                                    floating *buf, const floating *ones) noexcept nogil:
+                                    floating *buf) noexcept nogil:
+    """The block's values of a broadcast operand, or ones when it is absent."""
     if data == NULL:
-        return ones
-    if floating is float:
-        return xf_broadcast_block_f32(data, inner, period, k0, n, buf)
-    else:
-        return xf_broadcast_block_f64(data, inner, period, k0, n, buf)
+        if floating is float:
+            return ONES_F32
+        else:
+            return ONES_F64
+    return broadcast_block(data, inner, period, k0, n, buf)
 
 
 cdef inline floating *block_out(floating *out, Py_ssize_t k0,
@@ -74,138 +72,93 @@ cdef inline floating *block_out(floating *out, Py_ssize_t k0,
     return out + k0 if out != NULL else spare
 
 
-cdef inline double bce_block(const floating *p, const floating *t, const floating *w,
-                             Py_ssize_t n, double scale, floating *loss,
-                             floating *grad) noexcept nogil:
-    if floating is float:
-        return xf_bce_block_f32(p, t, w, n, <float>scale, loss, grad)
-    else:
-        return xf_bce_block_f64(p, t, w, n, scale, loss, grad)
-
-
-cdef inline double bce_logits_block(const floating *x, const floating *t,
-                                    const floating *w, const floating *pw, Py_ssize_t n,
-                                    double scale, floating *loss,
-                                    floating *grad) noexcept nogil:
-    if floating is float:
-        return xf_bce_logits_block_f32(x, t, w, pw, n, <float>scale, loss, grad)
-    else:
-        return xf_bce_logits_block_f64(x, t, w, pw, n, scale, loss, grad)
-
-
-cdef inline double sigmoid_focal_block(const floating *x, const floating *t, Py_ssize_t n,
-                                       double alpha, double gamma, double scale,
-                                       floating *loss, floating *grad) noexcept nogil:
-    if floating is float:
-        return xf_sigmoid_focal_block_f32(x, t, n, <float>alpha, <float>gamma,
-                                          <float>scale, loss, grad)
-    else:
-        return xf_sigmoid_focal_block_f64(x, t, n, alpha, gamma, scale, loss, grad)
-
-
-def count_outside_unit(const floating[::1] v,   # IN (n,)
-                       Py_ssize_t[::1] counts):   # OUT (n_blocks,)
-    """counts[b] = how many values of block b are outside [0, 1] (NaN included)."""
-    cdef Py_ssize_t n = v.shape[0], b, k0, m
-    for b in prange(counts.shape[0], nogil=True, schedule="static",
-                    num_threads=n_threads(), use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
-        k0 = b * XF_BLOCK
-        m = min(XF_BLOCK, n - k0)
-        if floating is float:
-            counts[b] = xf_count_outside_unit_f32(&v[k0], m)
-        else:
-            counts[b] = xf_count_outside_unit_f64(&v[k0], m)
-
-
 def binary_cross_entropy(
-        const floating[::1] p,            # IN (n,) probabilities in [0, 1]
-        const floating[::1] t,            # IN (n,) targets
-        const floating[::1] w_data,       # IN weight operand or None
-        Py_ssize_t w_inner, Py_ssize_t w_period,
+        *,
+        const floating[::1] probs,        # IN (n,) probabilities in [0, 1]
+        const floating[::1] target,       # IN (n,)
+        const floating[::1] weight,       # IN broadcast operand or None
+        Py_ssize_t weight_inner, Py_ssize_t weight_period,
         double grad_scale,
         floating[::1] loss,               # OUT (n,) or None
-        double[::1] partial,              # OUT (n_blocks,)
-        floating[::1] grad,               # OUT (n,) or None; may be p
-        floating[:, ::1] scratch,         # (threads, SCRATCH_SLOTS * slot)
-        const floating[::1] ones):        # (XF_BLOCK,) of 1
+        double[::1] partial,              # OUT (block_count(n),)
+        floating[::1] grad,               # OUT (n,) or None; may be probs
+        floating[:, ::1] scratch):        # scratch_shape(n)
     cdef:
-        Py_ssize_t n = p.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
-        const floating *wd = ptr_or_null(w_data)
+        Py_ssize_t n = probs.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
+        const floating *wd = ptr_or_null(weight)
         floating *lp = out_ptr(loss)
         floating *gp = out_ptr(grad)
         floating *buf
         const floating *wb
-        int threads = scratch.shape[0]
-    # As many threads as scratch rows, whatever the OpenMP setting is now.
+        int threads = scratch.shape[0]   # one scratch row per thread
     for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
-        wb = operand(wd, w_inner, w_period, k0, m, buf, &ones[0])
-        partial[b] = bce_block(&p[k0], &t[k0], wb, m, grad_scale,
+        wb = operand(wd, weight_inner, weight_period, k0, m, buf)
+        partial[b] = bce_block(&probs[k0], &target[k0], wb, m, grad_scale,
                                block_out(lp, k0, buf + 2 * slot),
                                block_out(gp, k0, buf + 3 * slot))
 
 
 def binary_cross_entropy_with_logits(
-        const floating[::1] x,            # IN (n,) logits
-        const floating[::1] t,            # IN (n,) targets
-        const floating[::1] w_data,       # IN weight operand or None
-        Py_ssize_t w_inner, Py_ssize_t w_period,
-        const floating[::1] pw_data,      # IN pos_weight operand or None
-        Py_ssize_t pw_inner, Py_ssize_t pw_period,
+        *,
+        const floating[::1] logits,       # IN (n,)
+        const floating[::1] target,       # IN (n,)
+        const floating[::1] weight,       # IN broadcast operand or None
+        Py_ssize_t weight_inner, Py_ssize_t weight_period,
+        const floating[::1] pos_weight,   # IN broadcast operand or None
+        Py_ssize_t pos_weight_inner, Py_ssize_t pos_weight_period,
         double grad_scale,
         floating[::1] loss,               # OUT (n,) or None
-        double[::1] partial,              # OUT (n_blocks,)
-        floating[::1] grad,               # OUT (n,) or None; may be x
-        floating[:, ::1] scratch,         # (threads, SCRATCH_SLOTS * slot)
-        const floating[::1] ones):        # (XF_BLOCK,) of 1
+        double[::1] partial,              # OUT (block_count(n),)
+        floating[::1] grad,               # OUT (n,) or None; may be logits
+        floating[:, ::1] scratch):        # scratch_shape(n)
     cdef:
-        Py_ssize_t n = x.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
-        const floating *wd = ptr_or_null(w_data)
-        const floating *pwd = ptr_or_null(pw_data)
+        Py_ssize_t n = logits.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
+        const floating *wd = ptr_or_null(weight)
+        const floating *pwd = ptr_or_null(pos_weight)
         floating *lp = out_ptr(loss)
         floating *gp = out_ptr(grad)
         floating *buf
         const floating *wb
         const floating *pwb
-        int threads = scratch.shape[0]
-    # As many threads as scratch rows, whatever the OpenMP setting is now.
+        int threads = scratch.shape[0]   # one scratch row per thread
     for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
-        wb = operand(wd, w_inner, w_period, k0, m, buf, &ones[0])
-        pwb = operand(pwd, pw_inner, pw_period, k0, m, buf + slot, &ones[0])
-        partial[b] = bce_logits_block(&x[k0], &t[k0], wb, pwb, m, grad_scale,
+        wb = operand(wd, weight_inner, weight_period, k0, m, buf)
+        pwb = operand(pwd, pos_weight_inner, pos_weight_period, k0, m, buf + slot)
+        partial[b] = bce_logits_block(&logits[k0], &target[k0], wb, pwb, m, grad_scale,
                                       block_out(lp, k0, buf + 2 * slot),
                                       block_out(gp, k0, buf + 3 * slot))
 
 
-def sigmoid_focal(
-        const floating[::1] x,            # IN (n,) logits
-        const floating[::1] t,            # IN (n,) targets
-        double alpha,                     # < 0: no alpha term
+def sigmoid_focal_loss(
+        *,
+        const floating[::1] logits,       # IN (n,)
+        const floating[::1] target,       # IN (n,)
+        double alpha,                     # as the public alpha: < 0 disables it
         double gamma,
         double grad_scale,
         floating[::1] loss,               # OUT (n,) or None
-        double[::1] partial,              # OUT (n_blocks,)
-        floating[::1] grad,               # OUT (n,) or None; may be x
-        floating[:, ::1] scratch):        # (threads, SCRATCH_SLOTS * slot)
+        double[::1] partial,              # OUT (block_count(n),)
+        floating[::1] grad,               # OUT (n,) or None; may be logits
+        floating[:, ::1] scratch):        # scratch_shape(n)
     cdef:
-        Py_ssize_t n = x.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
+        Py_ssize_t n = logits.shape[0], b, k0, m, slot = scratch.shape[1] // SCRATCH_SLOTS
         floating *lp = out_ptr(loss)
         floating *gp = out_ptr(grad)
         floating *buf
-        int threads = scratch.shape[0]
-    # As many threads as scratch rows, whatever the OpenMP setting is now.
+        int threads = scratch.shape[0]   # one scratch row per thread
     for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
-        partial[b] = sigmoid_focal_block(&x[k0], &t[k0], m, alpha, gamma, grad_scale,
-                                         block_out(lp, k0, buf + 2 * slot),
+        partial[b] = sigmoid_focal_block(&logits[k0], &target[k0], m, alpha, gamma,
+                                         grad_scale, block_out(lp, k0, buf + 2 * slot),
                                          block_out(gp, k0, buf + 3 * slot))

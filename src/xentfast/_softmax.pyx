@@ -1,18 +1,17 @@
 # Kernels of the softmax family over C-contiguous (rows, classes) arrays.
 #
 # No validation or allocation here: softmax.py checks the inputs and
-# allocates `out` and the per-thread `scratch` rows ((threads, C)).  A row is
+# allocates `out` and the per-thread `scratch` rows (the `*_scratch`
+# functions give their shape; a kernel with scratch runs scratch.shape[0]
+# threads, the thread rule of _openmp.pxd).  Entry points are named like the
+# public functions and called by keyword.  A row is
 # read from memory once.  Rows with few classes go through tiles of XF_LANES
 # rows (see _rows.pxd) so that the vector loops run across rows.
-# A kernel with per-thread `scratch` rows runs exactly scratch.shape[0]
-# threads, so threadid() always has a row even if another Python thread
-# changes the thread count meanwhile.
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 
-from ._openmp cimport n_threads
-from ._parallel cimport PARALLEL_MIN_ELEMENTS
+from ._openmp cimport PARALLEL_MIN_ELEMENTS, threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_scale_sub, row_sub, tile_exp, tile_load,
                      tile_max, tile_store)
@@ -54,18 +53,31 @@ cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
 cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], blk
     cdef Py_ssize_t n_blocks = (n + XF_LANES - 1) // XF_LANES
-    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=n_threads(),
+    for blk in prange(n_blocks, nogil=True, schedule="static",
+                      num_threads=threads_for(n_blocks, n * c),
                       use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         tile_rows(op, &x[blk * XF_LANES, 0], c, min(<Py_ssize_t>XF_LANES, n - blk * XF_LANES),
                   &out[blk * XF_LANES, 0])
 
 
-def log_softmax(const floating[:, ::1] x,     # IN (N, C)
+def log_softmax_scratch(const floating[:, ::1] x, *, bint in_place):
+    """Shape of the `scratch` array `log_softmax` needs for `x`: a row for the
+    exps only when `out` is `x` (otherwise they go to `out` first)."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
+    if c <= tile_limit(<floating>0) or not in_place:
+        return 1, 0
+    return threads_for(n, n * c), c
+
+
+def log_softmax(*,
+                const floating[:, ::1] x,     # IN (N, C)
                 floating[:, ::1] out,         # OUT (N, C), may be x
-                floating[:, ::1] scratch):    # (threads, C)
+                floating[:, ::1] scratch):    # log_softmax_scratch(x, in_place=out is x)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
     cdef double others, l1p
+    cdef floating *s0 = &scratch[0, 0] if scratch.shape[1] > 0 else NULL
+    cdef floating *e
     cdef int threads = scratch.shape[0]   # one scratch row per thread
     if c <= tile_limit(<floating>0):
         tiled(LOG_SOFTMAX, x, out)
@@ -73,13 +85,16 @@ def log_softmax(const floating[:, ::1] x,     # IN (N, C)
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
-        # exps go to scratch: out may be x, and x is still needed below
+        # the exps only feed the sum: in scratch when out is x (x is still
+        # needed below), else in out, which row_sub then overwrites
+        e = s0 + threadid() * c if s0 != NULL else &out[i, 0]
         l1p = 0.0   # thread-private: otherwise only written through a pointer
-        row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0], &l1p)
+        row_exp_sum(&x[i, 0], c, m, e, &l1p)
         row_sub(&x[i, 0], c, m, <floating>l1p, &out[i, 0])
 
 
-def softmax(const floating[:, ::1] x,         # IN (N, C)
+def softmax(*,
+            const floating[:, ::1] x,         # IN (N, C)
             floating[:, ::1] out):            # OUT (N, C), may be x
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
@@ -87,7 +102,7 @@ def softmax(const floating[:, ::1] x,         # IN (N, C)
     if c <= tile_limit(<floating>0):
         tiled(SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(),
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n, n * c),
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
         l1p = 0.0   # thread-private: otherwise only written through a pointer
@@ -96,9 +111,16 @@ def softmax(const floating[:, ::1] x,         # IN (N, C)
                       NULL, NULL, 0, 0)
 
 
-def logsumexp(const floating[:, ::1] x,       # IN (N, C)
+def logsumexp_scratch(const floating[:, ::1] x):
+    """Shape of the `scratch` array `logsumexp` needs for `x`."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
+    return threads_for(n, n * c), c
+
+
+def logsumexp(*,
+              const floating[:, ::1] x,       # IN (N, C)
               double[::1] out,                # OUT (N,)
-              floating[:, ::1] scratch):      # (threads, C)
+              floating[:, ::1] scratch):      # logsumexp_scratch(x)
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j
     cdef floating m
     cdef double others, l1p
@@ -106,11 +128,14 @@ def logsumexp(const floating[:, ::1] x,       # IN (N, C)
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
         m = row_max(&x[i, 0], c)
-        if m == -INFINITY:
-            # every entry is -inf or NaN: -inf, or NaN if there is a NaN
+        if m == -INFINITY or m == INFINITY:
+            # the sum is 0 (every entry -inf) or +inf: the max, unless a NaN
+            # (which row_max skips) makes it NaN
             out[i] = m
             for j in range(c):
-                out[i] = out[i] + x[i, j]
+                if x[i, j] != x[i, j]:
+                    out[i] = x[i, j]
+                    break
             continue
         l1p = 0.0   # thread-private: otherwise only written through a pointer
         row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0], &l1p)

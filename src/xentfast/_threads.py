@@ -1,19 +1,34 @@
 """Thread control, process-wide, in step with threadpoolctl."""
 import contextlib
 import operator
+import os
+import threading
+import warnings
 
 from . import _openmp
+
+# More threads than cores never speeds the kernels up, and a runtime that
+# cannot create the threads it was asked for (a memory limit) exits the
+# process.  So counts are bounded: 4 threads a core, and at least 64 on any
+# machine so that a count written for a bigger machine still works.
+_MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
 def get_num_threads():
     """Number of threads the kernels use.
 
     The value given to `set_num_threads`, else OpenMP's (``OMP_NUM_THREADS``,
+<<<<<<< HEAD
     else the number of cores, or what threadpoolctl limits it to).
 
     Returns
     -------
     int
+=======
+    else the number of cores, or what threadpoolctl limits it to).  Always 1
+    in a process forked from another when xentfast was built with GCC's
+    OpenMP runtime (libgomp), whose threads do not survive ``fork``.
+>>>>>>> main
     """
     return _openmp.get_threads()
 
@@ -23,8 +38,14 @@ def _check(n):
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"n must be an integer; got {n!r}") from None
-    if n < 1:
-        raise ValueError(f"n must be at least 1; got {n}")
+    if not 1 <= n <= _MAX_THREADS:
+        raise ValueError(f"n must be in [1, {_MAX_THREADS}]; got {n}")
+    if n > 1 and _openmp.single_after_fork():
+        warnings.warn(
+            f"xentfast runs on one thread in this forked process (asked for "
+            f"{n}): GCC's OpenMP runtime cannot start threads after fork. "
+            "Start worker processes with 'spawn' or 'forkserver' to use "
+            "threads in them.", RuntimeWarning, stacklevel=3)
     return n
 
 
@@ -34,9 +55,28 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int
-        At least 1.  Results are bitwise identical for every value.
+        From 1 to ``max(64, 4 * os.cpu_count())``; other values are a
+        `ValueError`.  Results are bitwise identical for every value.  In a
+        forked process that cannot start OpenMP threads (see
+        `get_num_threads`) the kernels stay on one thread and ``n > 1``
+        issues a `RuntimeWarning`.
     """
-    _openmp.pin_threads(_check(n))
+    n = _check(n)
+    with _lock:
+        _openmp.set_pinned_threads(n)
+        _openmp.set_openmp_threads(n)
+
+
+# The num_threads blocks still open, in every Python thread, oldest first.
+# Each holds the process-wide setting to put back when it closes; a block
+# that closes while a later one is still open (another thread's) hands that
+# value on to the later block instead, so that the setting is always the
+# latest open block's, and what it was before them all once they are closed.
+_open_blocks = []
+_lock = threading.Lock()
+# A child forked while another thread held the lock would never get it.
+os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release,
+                    after_in_child=_lock.release)
 
 
 @contextlib.contextmanager
@@ -44,15 +84,32 @@ def num_threads(n):
     """Context manager: run the block with `n` threads, then restore the
     previous setting (including "follow OpenMP/threadpoolctl").
 
+<<<<<<< HEAD
     Parameters
     ----------
     n : int
         At least 1.
+=======
+    Blocks may overlap in several Python threads: the setting is the one
+    of the latest block still open, and the one from before them all once
+    every block has closed.
+>>>>>>> main
     """
     n = _check(n)
-    previous = _openmp.save_state()
-    _openmp.pin_threads(n)
+    own = _openmp.openmp_threads()   # this thread's OpenMP setting
+    with _lock:
+        block = [_openmp.pinned_threads()]
+        _open_blocks.append(block)
+        _openmp.set_pinned_threads(n)
+        _openmp.set_openmp_threads(n)
     try:
         yield
     finally:
-        _openmp.restore_state(previous)
+        with _lock:
+            i = next(i for i, b in enumerate(_open_blocks) if b is block)
+            del _open_blocks[i]
+            if i < len(_open_blocks):
+                _open_blocks[i][0] = block[0]
+            else:
+                _openmp.set_pinned_threads(block[0])
+            _openmp.set_openmp_threads(own)

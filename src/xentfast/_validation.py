@@ -1,15 +1,18 @@
-"""Input checks shared by every public function.
+"""Input checks shared by every public function (and sklearn.py).
 
 Everything the compiled kernels assume (dtypes, contiguity, shapes, label
 range, writeable outputs that do not overlap the inputs) is established here,
 before any kernel runs, so a bad call raises without touching an output.
+Each `check_*` raises a TypeError/ValueError naming the argument, or returns
+the value as the kernels take it; the scans over labels and [0, 1] values
+run compiled (_scan.pyx).
 """
 import math
 import operator
 
 import numpy as np
 
-from . import _multiclass
+from . import _scan
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -49,7 +52,7 @@ def check_reduction(reduction):
         )
 
 
-def normalize_axis(axis, ndim, name="axis"):
+def check_axis(axis, ndim, name="axis"):
     try:
         axis = operator.index(axis)
     except TypeError:
@@ -61,7 +64,7 @@ def normalize_axis(axis, ndim, name="axis"):
     return axis % ndim
 
 
-def class_rows(x, axis, name):
+def check_rows(x, axis, name):
     """(rows, classes) C-contiguous view or copy of `x` with the class axis last.
 
     Returns (x2d, row_shape, axis) where row_shape is x's shape without the
@@ -69,18 +72,21 @@ def class_rows(x, axis, name):
     """
     if x.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the class axis); got a scalar")
-    axis = normalize_axis(axis, x.ndim)
+    axis = check_axis(axis, x.ndim)
     row_shape = x.shape[:axis] + x.shape[axis + 1:]
     if axis != x.ndim - 1:
         x = np.ascontiguousarray(np.moveaxis(x, axis, -1))
     return x.reshape(math.prod(row_shape), x.shape[-1]), row_shape, axis
 
 
-def check_out(out, shape, dtype, name, inputs=(), may_be=None):
+def check_out(out, shape, dtype, name, may_be=(), inputs=None):
     """Check a caller-supplied output array before anything is written.
 
-    `out` must be a writeable C-contiguous ndarray of `shape` and `dtype`,
-    sharing no memory with `inputs`; it may be exactly the array `may_be`.
+    `out` must be a writeable C-contiguous ndarray of `shape` and `dtype`.
+    It may be exactly the first argument (each array of `may_be`: the
+    argument as given and as converted for the kernel) but must not overlap
+    it otherwise, nor share memory with `inputs`: every other argument, as
+    a dict name -> array, None or a tuple of them (as given, as converted).
     """
     if not isinstance(out, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array; got {type(out).__name__}")
@@ -93,24 +99,33 @@ def check_out(out, shape, dtype, name, inputs=(), may_be=None):
         raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
-    if may_be is not None and np.may_share_memory(out, may_be):
-        same = (out.__array_interface__["data"][0] == may_be.__array_interface__["data"][0]
-                and out.strides == may_be.strides and out.shape == may_be.shape)
-        if not same:
+    for first in may_be:
+        if np.may_share_memory(out, first) and not _same_memory(out, first):
             raise ValueError(
                 f"{name} overlaps the input without being the input itself"
             )
-    for other in inputs:
-        if other is not None and np.may_share_memory(out, other):
-            raise ValueError(f"{name} must not share memory with another argument")
+    for other_name, arrays in (inputs or {}).items():
+        for other in arrays if isinstance(arrays, tuple) else (arrays,):
+            if other is not None and np.may_share_memory(out, other):
+                raise ValueError(f"{name} must not share memory with {other_name}")
 
 
-def check_grad_out(grad_out, return_grad):
-    if grad_out is not None and not return_grad:
-        raise ValueError("grad_out is only used with return_grad=True; got return_grad=False")
+def _same_memory(a, b):
+    """Whether `a` and `b` are the same elements in the same layout."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape
+            and a.dtype.itemsize == b.dtype.itemsize)
 
 
-def class_vector(v, n_classes, dtype, name):
+def given_array(value):
+    """`value` as an array without copying when it exposes its memory (an
+    ndarray, a tensor, a memoryview), to check outputs against it."""
+    if value is None or isinstance(value, np.ndarray):
+        return value
+    return np.asarray(value)
+
+
+def check_class_vector(v, n_classes, dtype, name):
     """A per-class vector of shape (n_classes,) in the compute dtype, or None."""
     if v is None:
         return None
@@ -122,7 +137,7 @@ def class_vector(v, n_classes, dtype, name):
     return arr
 
 
-def row_vector(v, row_shape, dtype, name):
+def check_row_vector(v, row_shape, dtype, name):
     """A per-row vector shaped like the row axes, flattened, or None."""
     if v is None:
         return None
@@ -134,9 +149,11 @@ def row_vector(v, row_shape, dtype, name):
     return arr.reshape(-1)
 
 
-def labels(target, row_shape, n_classes, ignore_index, name="target"):
+def check_labels(target, row_shape, n_classes, ignore_index, name="target"):
     """Integer labels as a flat int64 array, each in [0, n_classes) or
-    ignore_index, and the number of rows not ignored."""
+    ignore_index; the number of rows not ignored; and the int64 value that
+    marks the ignored rows in that array (ignore_index itself, unless it is
+    outside int64: then the nearest int64, held by exactly the ignored rows)."""
     y = np.asarray(target)
     if y.dtype == np.bool_:
         raise TypeError(f"{name} must hold integer class labels; got dtype bool")
@@ -149,14 +166,26 @@ def labels(target, row_shape, n_classes, ignore_index, name="target"):
             f"{name} must have the logits' shape without the class axis, "
             f"{tuple(row_shape)}; got shape {y.shape}"
         )
-    if y.dtype == np.uint64 and y.size and y.max() > np.iinfo(np.int64).max:
-        bad = np.flatnonzero(y.reshape(-1) > np.iinfo(np.int64).max)[0]
-        raise _label_error(y, bad, n_classes, ignore_index, name)
-    y64 = np.ascontiguousarray(y, dtype=np.int64).reshape(-1)
-    bad, ignored = _multiclass.scan_labels(y64, n_classes, ignore_index)
+    kernel_ignore = min(max(ignore_index, _INT64.min), _INT64.max)
+    flat = y.reshape(-1)
+    if y.dtype == np.uint64 and y.size and y.max() > _INT64.max:
+        bad = (flat > _INT64.max) & (flat != ignore_index)
+        if bad.any():
+            raise _label_error(y, np.flatnonzero(bad)[0], n_classes, ignore_index, name)
+    y64 = np.ascontiguousarray(flat, dtype=np.int64)
+    if kernel_ignore != ignore_index:
+        y64 = np.where(flat == ignore_index, kernel_ignore, y64)
+    bad, ignored = _scan.scan_labels(y64, n_classes, kernel_ignore)
+    if bad < 0 and ignored and kernel_ignore != ignore_index:
+        # a label equal to the stand-in value that is not ignore_index
+        wrong = (y64 == kernel_ignore) & (flat != ignore_index)
+        bad = np.flatnonzero(wrong)[0] if wrong.any() else -1
     if bad >= 0:
         raise _label_error(y, bad, n_classes, ignore_index, name)
-    return y64, y64.shape[0] - ignored
+    return y64, y64.shape[0] - ignored, kernel_ignore
+
+
+_INT64 = np.iinfo(np.int64)
 
 
 def _label_error(y, flat_index, n_classes, ignore_index, name):
@@ -190,8 +219,39 @@ def check_real(value, name, low=None, high=None, low_open=False):
     too_low = low is not None and (v <= low if low_open else v < low)
     too_high = high is not None and v > high
     if not math.isfinite(v) or too_low or too_high:
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        interval = f"{'(' if low_open else '['}{lo}, {hi}]"
-        raise ValueError(f"{name} must be in {interval}; got {value!r}")
+        raise ValueError(f"{name} must be in {_interval(low, high, low_open)}; got {value!r}")
     return v
+
+
+def check_fits(value, name, dtype, what):
+    """`value`, a float option a kernel narrows to `dtype`: a ValueError if
+    it overflows there, or if a nonzero value rounds to 0, instead of a NaN
+    that float64 would not give.  `what` names the array it goes with."""
+    if dtype == np.float32:
+        with np.errstate(over="ignore"):
+            narrowed = np.float32(value)
+        if np.isinf(narrowed) or (narrowed == 0) != (value == 0):
+            limit = np.finfo(np.float32)
+            raise ValueError(
+                f"{name} must be 0 or of magnitude in [{limit.smallest_subnormal}, "
+                f"{limit.max}] for float32 {what}; got {value!r}"
+            )
+    return value
+
+
+def _interval(low, high, low_open=False):
+    """'[low, high]' with open ends where a bound is infinite or excluded."""
+    lo = "(-inf" if low is None else f"{'(' if low_open else '['}{low}"
+    hi = "inf)" if high is None else f"{high}]"
+    return f"{lo}, {hi}"
+
+
+def check_unit_interval(v, name, what):
+    """ValueError naming the first entry of `v` (a C-contiguous float array)
+    outside [0, 1], NaN included."""
+    k = _scan.first_outside_unit(v.reshape(-1))
+    if k >= 0:
+        position = tuple(int(i) for i in np.unravel_index(k, v.shape)) if v.ndim else ()
+        raise ValueError(
+            f"{name} must hold {what} in [0, 1]; got {v.reshape(-1)[k]} at position {position}"
+        )

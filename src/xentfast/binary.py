@@ -10,128 +10,91 @@ losses are not defined there, and the focal loss is computed from
 log-probabilities that need them.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _binary
-from ._buffers import scratch_rows
-from ._validation import (as_float_array, check_grad_out, check_out, check_real,
-                          check_reduction)
+from ._call import Call
+from ._validation import (as_float_array, check_fits, check_real, check_reduction,
+                          check_unit_interval, given_array)
 
 
-
-def _read_only_ones(dtype):
-    ones = np.ones(_binary.BLOCK, dtype=dtype)
-    ones.flags.writeable = False
-    return ones
-
-
-# What an absent weight reads (shared by every call).
-_ONES = {np.dtype(dt): _read_only_ones(dt) for dt in (np.float32, np.float64)}
+class _Operand(NamedTuple):
+    """An argument broadcast to the input, as the kernels take it: flat
+    element k reads data[(k // inner) % period]; data None when absent."""
+    data: object
+    inner: int
+    period: int
 
 
-def _check_unit_interval(v, name, what):
-    """ValueError naming the first entry of `v` outside [0, 1] (NaN included)."""
-    flat = v.reshape(-1)
-    n_blocks = -(-flat.size // _binary.BLOCK)
-    counts = np.zeros(n_blocks, dtype=np.intp)
-    _binary.count_outside_unit(flat, counts)
-    if not counts.any():
-        return
-    start = np.flatnonzero(counts)[0] * _binary.BLOCK
-    block = flat[start:start + _binary.BLOCK]
-    k = start + np.flatnonzero(~((block >= 0) & (block <= 1)))[0]
-    position = tuple(int(i) for i in np.unravel_index(k, v.shape)) if v.ndim else ()
-    raise ValueError(f"{name} must hold {what} in [0, 1]; got {flat[k]} at position {position}")
+def _elements(first, name, target, reduction, return_grad, grad_out):
+    """The Call of an elementwise loss and its target, converted."""
+    call = Call(first, name, out=grad_out, wanted=return_grad)
+    check_reduction(reduction)
+    target_arr = np.asarray(target)
+    if target_arr.shape != call.x.shape:
+        raise ValueError(
+            f"target must have the shape of {name}, {call.x.shape}; got shape {target_arr.shape}"
+        )
+    return call, target_arr, as_float_array(target_arr, "target", call.dtype)
 
 
-class _Elements:
-    """The first argument and target of one elementwise loss call, flattened,
-    with the gradient buffer and the reduction."""
+def _operand(v, name, call, first_name):
+    """`v` broadcast to the input, as an _Operand.
 
-    def __init__(self, first, name, target, reduction, return_grad, grad_out):
-        check_grad_out(grad_out, return_grad)
-        check_reduction(reduction)
-        self.original = first
-        self.name = name
-        first_arr = np.asarray(first)
-        self.x = as_float_array(first_arr, name).reshape(first_arr.shape)  # keeps 0-d
-        self.dtype, self.shape, self.n = self.x.dtype, self.x.shape, self.x.size
-        target_arr = np.asarray(target)
-        if target_arr.shape != self.shape:
-            raise ValueError(
-                f"target must have the shape of {name}, {self.shape}; got shape {target_arr.shape}"
-            )
-        self.t = as_float_array(target_arr, "target", self.dtype).reshape(self.shape)
-        self.reduction = reduction
-        self.return_grad = return_grad
-        self.grad_out = grad_out
+    Shapes whose non-broadcast axes are contiguous (``(C,)``, ``(N, 1)``, a
+    scalar, the full shape) are not expanded; others are copied to the full
+    shape.
+    """
+    if v is None:
+        return _Operand(None, 1, 1)
+    shape, n = call.x.shape, call.x.size
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
+    fits = arr.ndim <= len(shape) and all(
+        a in (1, s) for a, s in zip(arr.shape[::-1], shape[::-1]))
+    if not fits:
+        raise ValueError(
+            f"{name} must be broadcastable to the shape of {first_name}, "
+            f"{shape}; got shape {arr.shape}"
+        )
+    arr = arr.reshape((1,) * (len(shape) - arr.ndim) + arr.shape)
+    real = [i for i, (a, s) in enumerate(zip(arr.shape, shape)) if a == s != 1]
+    if not real:
+        return _Operand(as_float_array(arr.reshape(1), name, call.dtype), max(n, 1), 1)
+    first, last = real[0], real[-1]
+    if any(arr.shape[i] != shape[i] for i in range(first, last + 1)):
+        full = np.broadcast_to(arr, shape)
+        return _Operand(as_float_array(full, name, call.dtype).reshape(-1), 1, max(n, 1))
+    data = as_float_array(arr, name, call.dtype).reshape(-1)
+    return _Operand(data, math.prod(shape[last + 1:]), data.size)
 
-    def operand(self, v, name):
-        """`v` broadcast to the input, as the (data, inner, period) triple of
-        the kernels: flat element k reads data[(k // inner) % period].
 
-        Shapes whose non-broadcast axes are contiguous (``(C,)``, ``(N, 1)``,
-        a scalar, the full shape) are not expanded; others are copied to the
-        full shape.
-        """
-        if v is None:
-            return None, 1, 1
-        arr = np.asarray(v)
-        if arr.dtype.kind not in "fiub":
-            raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
-        fits = arr.ndim <= len(self.shape) and all(
-            a in (1, s) for a, s in zip(arr.shape[::-1], self.shape[::-1]))
-        if not fits:
-            raise ValueError(
-                f"{name} must be broadcastable to the shape of {self.name}, "
-                f"{self.shape}; got shape {arr.shape}"
-            )
-        arr = arr.reshape((1,) * (len(self.shape) - arr.ndim) + arr.shape)
-        real = [i for i, (a, s) in enumerate(zip(arr.shape, self.shape)) if a == s != 1]
-        if not real:
-            return as_float_array(arr.reshape(1), name, self.dtype), max(self.n, 1), 1
-        first, last = real[0], real[-1]
-        if any(arr.shape[i] != self.shape[i] for i in range(first, last + 1)):
-            full = np.broadcast_to(arr, self.shape)
-            return as_float_array(full, name, self.dtype).reshape(-1), 1, max(self.n, 1)
-        data = as_float_array(arr, name, self.dtype).reshape(-1)
-        return data, math.prod(self.shape[last + 1:]), data.size
+def _operand_args(name, op):
+    """An _Operand as the kernels' keyword arguments."""
+    return {name: op.data, f"{name}_inner": op.inner, f"{name}_period": op.period}
 
-    def check_grad_out(self, *inputs):
-        if self.grad_out is not None:
-            check_out(self.grad_out, self.shape, self.dtype, "grad_out", inputs=inputs,
-                      may_be=self.original if isinstance(self.original, np.ndarray) else None)
 
-    def scratch(self):
-        """Per-thread work space of the kernels (one row when they run on one thread)."""
-        width = _binary.SCRATCH_SLOTS * min(self.n, _binary.BLOCK)
-        if self.n < _binary.PARALLEL_MIN:
-            return np.empty((1, width), self.dtype)
-        return scratch_rows(width, self.dtype)
-
-    def run(self, kernel, before, after=()):
-        """Run ``kernel(x, t, *before, grad_scale, loss, partial, grad,
-        scratch, *after)`` and return what the caller asked for."""
-        mean = self.reduction == "mean"
-        loss = np.empty(self.shape, self.dtype) if self.reduction == "none" else None
-        grad = None
-        if self.return_grad:
-            grad = self.grad_out if self.grad_out is not None else np.empty(self.shape, self.dtype)
-        partial = np.empty(-(-self.n // _binary.BLOCK), dtype=np.float64)
-        grad_scale = 1.0 / self.n if mean and self.n else (0.0 if mean else 1.0)
-        if self.n:
-            kernel(self.x.reshape(-1), self.t.reshape(-1), *before, grad_scale,
-                   None if loss is None else loss.reshape(-1), partial,
-                   None if grad is None else grad.reshape(-1),
-                   self.scratch(),
-                   *after)
-        if loss is None:
-            total = float(partial.sum())
-            if mean:
-                total = total / self.n if self.n else math.nan
-            loss = self.dtype.type(total)
-        return (loss, grad) if self.return_grad else loss
+def _run(kernel, call, first_name, t, reduction, **options):
+    """Run an elementwise kernel (keyword `options` besides the first
+    argument, target and outputs) and return what the caller asked for."""
+    n, mean = call.x.size, reduction == "mean"
+    loss = np.empty(call.x.shape, call.dtype) if reduction == "none" else None
+    grad = call.buffer()
+    partial = np.empty(_binary.block_count(n), dtype=np.float64)
+    grad_scale = 1.0 / n if mean and n else (0.0 if mean else 1.0)
+    if n:
+        kernel(**{first_name: call.xk}, target=t.reshape(-1), grad_scale=grad_scale,
+               loss=None if loss is None else loss.reshape(-1), partial=partial,
+               grad=grad, scratch=np.empty(_binary.scratch_shape(n), call.dtype), **options)
+    if loss is None:
+        total = float(partial.sum())
+        if mean:
+            total = total / n if n else math.nan
+        loss = call.dtype.type(total)
+    return (loss, call.result(grad)) if call.wanted else loss
 
 
 def binary_cross_entropy(probs, target, *, weight=None, reduction="mean",
@@ -166,12 +129,13 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean",
     grad : ndarray
         Only with ``return_grad=True``.
     """
-    el = _Elements(probs, "probs", target, reduction, return_grad, grad_out)
-    w = el.operand(weight, "weight")
-    _check_unit_interval(el.x, "probs", "probabilities")
-    _check_unit_interval(el.t, "target", "values")
-    el.check_grad_out(el.t, w[0])
-    return el.run(_binary.binary_cross_entropy, w, (_ONES[el.dtype],))
+    call, target_arr, t = _elements(probs, "probs", target, reduction, return_grad, grad_out)
+    w = _operand(weight, "weight", call, "probs")
+    check_unit_interval(call.x, "probs", "probabilities")
+    check_unit_interval(t, "target", "values")
+    call.check_out(target=(target_arr, t), weight=(given_array(weight), w.data))
+    return _run(_binary.binary_cross_entropy, call, "probs", t, reduction,
+                **_operand_args("weight", w))
 
 
 def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
@@ -213,12 +177,15 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     grad : ndarray
         Only with ``return_grad=True``.
     """
-    el = _Elements(logits, "logits", target, reduction, return_grad, grad_out)
-    w = el.operand(weight, "weight")
-    pw = el.operand(pos_weight, "pos_weight")
-    _check_unit_interval(el.t, "target", "values")
-    el.check_grad_out(el.t, w[0], pw[0])
-    return el.run(_binary.binary_cross_entropy_with_logits, w + pw, (_ONES[el.dtype],))
+    call, target_arr, t = _elements(logits, "logits", target, reduction, return_grad,
+                                    grad_out)
+    w = _operand(weight, "weight", call, "logits")
+    pw = _operand(pos_weight, "pos_weight", call, "logits")
+    check_unit_interval(t, "target", "values")
+    call.check_out(target=(target_arr, t), weight=(given_array(weight), w.data),
+                   pos_weight=(given_array(pos_weight), pw.data))
+    return _run(_binary.binary_cross_entropy_with_logits, call, "logits", t, reduction,
+                **_operand_args("weight", w), **_operand_args("pos_weight", pw))
 
 
 def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none",
@@ -259,9 +226,12 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none
     grad : ndarray
         Only with ``return_grad=True``.
     """
-    el = _Elements(logits, "logits", target, reduction, return_grad, grad_out)
-    alpha = check_real(alpha, "alpha")
-    gamma = check_real(gamma, "gamma", 0.0)
-    _check_unit_interval(el.t, "target", "values")
-    el.check_grad_out(el.t)
-    return el.run(_binary.sigmoid_focal, (alpha, gamma), ())
+    call, target_arr, t = _elements(logits, "logits", target, reduction, return_grad,
+                                    grad_out)
+    # the kernels take alpha and gamma in the compute dtype
+    alpha = check_fits(check_real(alpha, "alpha"), "alpha", call.dtype, "logits")
+    gamma = check_fits(check_real(gamma, "gamma", 0.0), "gamma", call.dtype, "logits")
+    check_unit_interval(t, "target", "values")
+    call.check_out(target=(target_arr, t))
+    return _run(_binary.sigmoid_focal_loss, call, "logits", t, reduction,
+                alpha=alpha, gamma=gamma)

@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import compute_dtype, normalize_axis
+from ._validation import check_axis, compute_dtype
 
 __all__ = ["cross_entropy", "entropy", "kl_divergence"]
 
@@ -64,7 +64,7 @@ def _log_base(base):
 
 def _finish(terms, axis, log_base, dtype):
     """Sum `terms` over `axis`, divide by log(base), return in `dtype`."""
-    axis = normalize_axis(axis, terms.ndim)
+    axis = check_axis(axis, terms.ndim)
     total = terms.sum(axis=axis) / log_base
     if total.ndim == 0:
         return dtype.type(total)

@@ -10,6 +10,7 @@ Needs the ``sklearn`` extra: ``pip install xentfast[sklearn]``.
 """
 
 import inspect
+import math
 import numbers
 import warnings
 
@@ -66,14 +67,14 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Label smoothing in ``[0, 1]`` for ``'cross_entropy'``; must be 0
         with ``'focal'``.
     alpha : float, default=1e-4
-        Strength of the L2 penalty on ``coef_`` (``>= 0``). It matches
+        Strength of the L2 penalty on ``coef_`` (finite, ``>= 0``). It matches
         :class:`sklearn.linear_model.LogisticRegression` with
         ``C = 1 / (alpha * n_samples)``.
     class_weight : None, 'balanced' or dict, default=None
         Weight of each class: None (all ones), ``'balanced'``
         (``n_samples / (n_classes * count)``, counting with
-        ``sample_weight``) or a dict ``{label: weight}`` (missing labels
-        weigh 1).
+        ``sample_weight``) or a dict ``{label: weight}`` of finite weights
+        ``>= 0`` (missing labels weigh 1).
     fit_intercept : bool, default=True
         Whether to fit ``intercept_``; if False it is all zeros.
     max_iter : int, default=200
@@ -81,8 +82,11 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         issues a :class:`~sklearn.exceptions.ConvergenceWarning`.
     tol : float, default=1e-6
         L-BFGS stops when the largest component of the gradient of the
-        objective falls below ``tol`` (``> 0``), or when an iteration no
-        longer decreases the objective beyond rounding error.
+        objective falls below ``tol`` (finite, ``> 0``), or when an
+        iteration no longer decreases the objective beyond rounding error.
+        If L-BFGS fails instead (e.g. the objective overflows on features
+        of 1e200), ``fit`` issues a
+        :class:`~sklearn.exceptions.ConvergenceWarning`.
 
     Attributes
     ----------
@@ -160,6 +164,9 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
                 "class_weight must be None, 'balanced' or a dict; got "
                 f"{cw!r}"
             )
+        if isinstance(cw, dict):
+            for label, weight in cw.items():
+                _check_real(f"class_weight[{label!r}]", weight, low=0.0)
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model by L-BFGS on the regularised weighted loss.
@@ -295,14 +302,17 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _check_real(name, value, *, low, high=None, low_open=False):
-    """Raise ValueError unless ``value`` is a real number in range."""
+    """Raise ValueError unless ``value`` is a finite real number in range."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value)
     ok = ok and (value > low if low_open else value >= low)
     ok = ok and (high is None or value <= high)
     if not ok:
         lo = f"> {low}" if low_open else f">= {low}"
         rng = lo if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be a real number {rng}; got {value!r}")
+        raise ValueError(
+            f"{name} must be a finite real number {rng}; got {value!r}"
+        )
 
 
 def _fit_lbfgs(X, y, s, n_classes, *, loss, gamma, label_smoothing, alpha,
@@ -369,6 +379,15 @@ def _fit_lbfgs(X, y, s, n_classes, *, loss, gamma, label_smoothing, alpha,
         warnings.warn(
             f"CrossEntropyClassifier stopped at max_iter={max_iter} before "
             f"reaching tol={tol}; increase max_iter or scale the data.",
+            ConvergenceWarning,
+        )
+    elif result.status != 0:
+        # E.g. a line search that found no decrease because the objective
+        # overflowed (huge features or weights): the model is not fitted.
+        warnings.warn(
+            f"CrossEntropyClassifier: L-BFGS failed after {result.nit} "
+            f"iteration(s) (status={result.status}): {result.message}; "
+            "scale the data, or check sample_weight and class_weight.",
             ConvergenceWarning,
         )
     coef = result.x[:n_coef].reshape(k, d).copy()

@@ -2,35 +2,21 @@
 import numpy as np
 
 from . import _softmax
-from ._buffers import scratch_rows
-from ._validation import as_float_array, check_out, class_rows
+from ._call import Call
+from ._validation import as_float_array, check_rows
 
 
-def _run(kernel, x, axis, out, out_name, needs_scratch):
+def _map_rows(kernel, x, axis, out, scratch_shape=None):
     """Apply a row kernel that maps x to an array of x's shape."""
-    x_in = x
-    x = as_float_array(x, "x")
-    x2d, _, axis = class_rows(x, axis, "x")
-    if out is not None:
-        check_out(out, x.shape, x.dtype, out_name,
-                  may_be=x_in if isinstance(x_in, np.ndarray) else None)
-    last = axis == x.ndim - 1
-    if out is not None and last:
-        result = out
-    else:
-        result = np.empty(x.shape if last else x2d.shape, dtype=x.dtype)
-    args = (x2d, result.reshape(x2d.shape))
-    if needs_scratch:
-        args += (scratch_rows(x2d.shape[1], x.dtype),)
-    if x2d.size:
-        kernel(*args)
-    if last:
-        return result
-    moved = np.moveaxis(result.reshape(np.moveaxis(x, axis, -1).shape), -1, axis)
-    if out is None:
-        return np.ascontiguousarray(moved)
-    np.copyto(out, moved)
-    return out
+    call = Call(x, "x", axis=axis, out=out, out_name="out")
+    call.check_out()
+    result = call.buffer()
+    if call.xk.size:
+        scratch = {} if scratch_shape is None else {"scratch": np.empty(
+            scratch_shape(call.xk, in_place=np.may_share_memory(call.xk, result)),
+            call.dtype)}
+        kernel(x=call.xk, out=result, **scratch)
+    return call.result(result)
 
 
 def log_softmax(x, axis=-1, *, out=None):
@@ -55,7 +41,8 @@ def log_softmax(x, axis=-1, *, out=None):
         cancel to 0.  A row with NaN or +inf is NaN; -inf entries are
         classes of probability 0.
     """
-    return _run(_softmax.log_softmax, x, axis, out, "out", needs_scratch=True)
+    return _map_rows(_softmax.log_softmax, x, axis, out,
+                     scratch_shape=_softmax.log_softmax_scratch)
 
 
 def softmax(x, axis=-1, *, out=None):
@@ -76,7 +63,7 @@ def softmax(x, axis=-1, *, out=None):
         Probabilities summing to 1 along `axis`.  A row with NaN or +inf, or
         with every entry -inf, is NaN.
     """
-    return _run(_softmax.softmax, x, axis, out, "out", needs_scratch=False)
+    return _map_rows(_softmax.softmax, x, axis, out)
 
 
 def logsumexp(x, axis=-1):
@@ -96,9 +83,10 @@ def logsumexp(x, axis=-1):
         gives -inf; a row with NaN gives NaN.
     """
     x = as_float_array(x, "x")
-    x2d, row_shape, _ = class_rows(x, axis, "x")
+    x2d, row_shape, _ = check_rows(x, axis, "x")
     result = np.full(x2d.shape[0], -np.inf)   # the log of an empty sum
     if x2d.size:
-        _softmax.logsumexp(x2d, result, scratch_rows(x2d.shape[1], x.dtype))
+        _softmax.logsumexp(x=x2d, out=result,
+                           scratch=np.empty(_softmax.logsumexp_scratch(x2d), x.dtype))
     result = result.astype(x.dtype).reshape(row_shape)
     return result[()] if result.ndim == 0 else result
