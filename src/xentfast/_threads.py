@@ -18,17 +18,13 @@ def get_num_threads():
     """Number of threads the kernels use.
 
     The value given to `set_num_threads`, else OpenMP's (``OMP_NUM_THREADS``,
-<<<<<<< HEAD
-    else the number of cores, or what threadpoolctl limits it to).
+    else the number of cores, or what threadpoolctl limits it to).  Always 1
+    in a process forked from another when xentfast was built with GCC's
+    OpenMP runtime (libgomp), whose threads do not survive ``fork``.
 
     Returns
     -------
     int
-=======
-    else the number of cores, or what threadpoolctl limits it to).  Always 1
-    in a process forked from another when xentfast was built with GCC's
-    OpenMP runtime (libgomp), whose threads do not survive ``fork``.
->>>>>>> main
     """
     return _openmp.get_threads()
 
@@ -84,16 +80,14 @@ def num_threads(n):
     """Context manager: run the block with `n` threads, then restore the
     previous setting (including "follow OpenMP/threadpoolctl").
 
-<<<<<<< HEAD
-    Parameters
-    ----------
-    n : int
-        At least 1.
-=======
     Blocks may overlap in several Python threads: the setting is the one
     of the latest block still open, and the one from before them all once
     every block has closed.
->>>>>>> main
+
+    Parameters
+    ----------
+    n : int
+        From 1 to ``max(64, 4 * os.cpu_count())``, as in `set_num_threads`.
     """
     n = _check(n)
     own = _openmp.openmp_threads()   # this thread's OpenMP setting
