@@ -1,8 +1,10 @@
 """The documentation's own checks: the built-HTML checker, and the tutorial's
 two languages running the same code."""
 
+import doctest
 import importlib.util
 import io
+import re
 import tokenize
 from pathlib import Path
 
@@ -88,3 +90,60 @@ def test_ci_builds_the_docs_with_the_readme_command():
     assert len(commands) == 1, commands
     assert "-W --keep-going -n" in commands[0]
     assert commands[0] in ci.read_text().splitlines()
+
+
+# A float literal, optionally with an exponent (not part of a name like x1).
+_FLOAT = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+class _ShownDigitsChecker(doctest.OutputChecker):
+    """Numbers need only match to the digits the page shows (as pytest's
+    NUMBER option): 0.4903 on the page accepts 0.49029727511600024."""
+
+    def check_output(self, want, got, optionflags):
+        if super().check_output(want, got, optionflags):
+            return True
+        wanted, found = _FLOAT.findall(want), _FLOAT.findall(got)
+        if len(wanted) != len(found):
+            return False
+        for w, g in zip(wanted, found):
+            mantissa, _, exponent = w.lower().partition("e")
+            decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+            tolerance = 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+            if not abs(float(w) - float(g)) <= tolerance * (1 + 1e-9):
+                return False
+        # NumPy pads numbers to a common width: compare the rest without spaces
+        def rest(text):
+            return re.sub(r"\s+", "", _FLOAT.sub("0", text))
+        return rest(want) == rest(got)
+
+
+DOCTEST_PAGES = ["user_guide/options.rst", "user_guide/arrays.rst", "user_guide/errors.rst"]
+
+
+@pytest.mark.parametrize("page", DOCTEST_PAGES)
+def test_user_guide_examples(page):
+    """The >>> examples of the user guide print what the pages say."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(text, {}, page, page, 0)
+    assert len(test.examples) >= 5
+    runner = doctest.DocTestRunner(
+        checker=_ShownDigitsChecker(),
+        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    out = io.StringIO()
+    result = runner.run(test, out=out.write)
+    assert result.failed == 0, out.getvalue()
+
+
+@pytest.mark.parametrize("want, got, ok", [
+    ("np.float64(0.4903)\n", "np.float64(0.49029727511600024)\n", True),
+    ("np.float64(0.4903)\n", "np.float64(0.4913)\n", False),
+    ("-4.248e-18\n", "-4.24835426e-18\n", True),
+    ("-4.248e-18\n", "0.0\n", False),
+    ("array([0.2413, 1.0986])\n", "array([0.2413113 , 1.09861229])\n", True),
+    ("array([0.2413, 1.0986])\n", "array([0.2413113 , 1.09861229, 3.0])\n", False),
+    ("np.float32(1.0986)\n", "np.float64(1.0986122886681096)\n", False),
+])
+def test_shown_digits_checker(want, got, ok):
+    assert _ShownDigitsChecker().check_output(want, got, doctest.NORMALIZE_WHITESPACE) is ok
