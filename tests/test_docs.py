@@ -55,6 +55,7 @@ def test_check_html_wants_a_page_per_public_name(tmp_path, monkeypatch):
     assert names == ["xentfast.info.cross_entropy", "xentfast.info.entropy",
                      "xentfast.info.kl_divergence"]
     monkeypatch.setattr(check_html, "DOCUMENTED_MODULES", ["xentfast.info"])
+    monkeypatch.setattr(check_html, "OPTIONAL_MODULES", ["xentfast.no_such_module"])
     _write(tmp_path / check_html.REFERENCE_DIR / "xentfast.info.entropy.html", "")
     problems, n_names = check_html.check_reference(tmp_path)
     assert n_names == 3
