@@ -33,7 +33,7 @@ extensions = [
     "sphinx_gallery.gen_gallery",
 ]
 
-exclude_patterns = ["_build", "_generated", "**/README.rst"]
+exclude_patterns = ["_build", "_generated", "_pending", "**/README.rst"]
 templates_path = ["_templates"]
 
 html_theme = "pydata_sphinx_theme"
