@@ -1,5 +1,6 @@
 """Thread control, process-wide, in step with threadpoolctl."""
 import contextlib
+from collections.abc import Iterator
 import operator
 import os
 import threading
@@ -14,7 +15,7 @@ from . import _openmp
 _MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads the kernels use.
 
     The value given to `set_num_threads`, else OpenMP's (``OMP_NUM_THREADS``,
@@ -45,7 +46,7 @@ def _check(n):
     return n
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of threads the kernels use, for every thread of the process.
 
     Parameters
@@ -76,7 +77,7 @@ os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release,
 
 
 @contextlib.contextmanager
-def num_threads(n):
+def num_threads(n: int) -> Iterator[None]:
     """Context manager: run the block with `n` threads, then restore the
     previous setting (including "follow OpenMP/threadpoolctl").
 

@@ -11,6 +11,7 @@ import numpy as np
 from ._call import Call
 from ._kernels import (cross_entropy_block, label_denominator, nll_block,
                        softmax_focal_block)
+from ._typing import Any, ArrayLike, FloatArray, Reduction
 from ._validation import (as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
                           check_row_vector, check_rows, given_array)
@@ -35,10 +36,11 @@ def _grad_scale(reduction, denominator):
     return 1.0 / denominator if denominator != 0 else 0.0
 
 
-def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
-                  reduction="mean", label_smoothing=0.0, sample_weight=None,
-                  z_loss=0.0, softcap=None, axis=-1, return_grad=False,
-                  grad_out=None):
+def cross_entropy(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+                  ignore_index: int = -100, reduction: Reduction = "mean",
+                  label_smoothing: float = 0.0, sample_weight: ArrayLike | None = None,
+                  z_loss: float = 0.0, softcap: float | None = None, axis: int = -1,
+                  return_grad: bool = False, grad_out: FloatArray | None = None) -> Any:
     """Cross-entropy between softmax(logits) and the target, as in
     ``torch.nn.functional.cross_entropy``, with a fused gradient.
 
@@ -141,9 +143,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     return _finish(call, loss_rows, grad, reduction, denominator)
 
 
-def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
-             reduction="mean", sample_weight=None, axis=-1, return_grad=False,
-             grad_out=None):
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+             ignore_index: int = -100, reduction: Reduction = "mean",
+             sample_weight: ArrayLike | None = None, axis: int = -1,
+             return_grad: bool = False, grad_out: FloatArray | None = None) -> Any:
     """Negative log-likelihood of integer labels given log-probabilities, as in
     ``torch.nn.functional.nll_loss``.
 
@@ -182,8 +185,10 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     return _finish(call, loss_rows, grad, reduction, denominator)
 
 
-def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-100,
-                       reduction="mean", axis=-1, return_grad=False, grad_out=None):
+def softmax_focal_loss(logits: ArrayLike, target: ArrayLike, *, gamma: float = 2.0,
+                       alpha: ArrayLike | None = None, ignore_index: int = -100,
+                       reduction: Reduction = "mean", axis: int = -1,
+                       return_grad: bool = False, grad_out: FloatArray | None = None) -> Any:
     """Multiclass focal loss ``-alpha[y] * (1 - p_y)**gamma * log(p_y)`` with
     ``p = softmax(logits)``, computed in log space.
 
