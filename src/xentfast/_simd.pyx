@@ -95,6 +95,7 @@ def exp_rate(bint double_precision=False, Py_ssize_t size=4096, double seconds=0
                     else:
                         xf_exp_block_f32(&xf[0], size, &ef[0])
             best = min(best, time.thread_time() - t0)
-        if best * 5 >= seconds:
-            return reps * size / best
+        # a bound on reps: a clock that never advances must not loop forever
+        if best * 5 >= seconds or reps >= (1 << 40):
+            return reps * size / best if best > 0 else float("inf")
         reps *= 4
