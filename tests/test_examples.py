@@ -10,13 +10,13 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_quick(name, cwd):
-    """Run examples/<name> --quick; its stdout (skip if examples/ is absent)."""
+def run_quick(name, cwd, timeout=300):
+    """Run examples/<name> --quick in `cwd`; its stdout (skip if examples/ is absent)."""
     script = EXAMPLES / name
     if not script.exists():
         pytest.skip("examples/ not present next to the tests")
     r = subprocess.run([sys.executable, str(script), "--quick"], cwd=cwd,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -46,3 +46,12 @@ def test_next_token_stdlib_quick(tmp_path):
     assert m, out
     fused, unfused, grad_diff = (float(v) for v in m.groups())
     assert abs(fused - unfused) <= 1e-4 * unfused and grad_diff < 1e-4, out
+
+
+def test_torch_classifier_quick(tmp_path):
+    pytest.importorskip("torch")
+    out = run_quick("torch_classifier.py", tmp_path, timeout=600)
+    m = re.search(r"max \|loss difference\| over all steps ([\d.e+-]+)", out)
+    assert m, out
+    assert float(m.group(1)) < 1e-4, out     # same losses, step by step
+    assert len(re.findall(r"epoch times", out)) == 2, out

@@ -9,9 +9,11 @@ product for the chain rule. The logits buffer is allocated once per ``fit``.
 Needs the ``sklearn`` extra: ``pip install xentfast[sklearn]``.
 """
 
+import functools
 import inspect
 import math
 import numbers
+import sys
 import warnings
 
 try:
@@ -44,6 +46,24 @@ import xentfast as xf
 __all__ = ["CrossEntropyClassifier"]
 
 _LOSSES = ("cross_entropy", "focal")
+
+
+def _is_dask_array(X):
+    """Whether X is a dask array (without importing dask)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(X, dask_array.Array)
+
+
+def _dask_rows(method):
+    """On a dask array, `method` becomes lazy: a dask array of its results
+    on each row block (see xentfast.dask)."""
+    @functools.wraps(method)
+    def on_rows(self, X):
+        if _is_dask_array(X):
+            from .dask import _map_row_blocks
+            return _map_row_blocks(self, method.__name__, X)
+        return method(self, X)
+    return on_rows
 
 
 class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
@@ -100,7 +120,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Number of L-BFGS iterations run.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Feature names seen in ``fit``, when ``X`` has string column names.
 
     Examples
@@ -186,6 +206,9 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         self._check_params()
+        if _is_dask_array(X):
+            from .dask import _fit_classifier
+            return _fit_classifier(self, X, y, sample_weight)
         X, y = validate_data(self, X, y, dtype=np.float64, order="C")
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
@@ -233,6 +256,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Z += self.intercept_
         return Z
 
+    @_dask_rows
     def decision_function(self, X):
         """Logits of each class.
 
@@ -252,6 +276,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
             return Z[:, 1] - Z[:, 0]
         return Z
 
+    @_dask_rows
     def predict(self, X):
         """Most probable class of each sample.
 
@@ -268,6 +293,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Z = self._logits(X)
         return self.classes_[np.argmax(Z, axis=1)]
 
+    @_dask_rows
     def predict_log_proba(self, X):
         """Log-probability of each class, by :func:`xentfast.log_softmax`.
 
@@ -284,6 +310,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Z = self._logits(X)
         return xf.log_softmax(Z, axis=1, out=Z)
 
+    @_dask_rows
     def predict_proba(self, X):
         """Probability of each class, by :func:`xentfast.softmax`.
 
@@ -360,6 +387,15 @@ def _fit_lbfgs(X, y, s, n_classes, *, loss, gamma, label_smoothing, alpha,
         value = float(value) + 0.5 * alpha * float(np.dot(flat_w, flat_w))
         return value, grad
 
+    return _minimize(objective, k, d, fit_intercept=fit_intercept,
+                     max_iter=max_iter, tol=tol)
+
+
+def _minimize(objective, k, d, *, fit_intercept, max_iter, tol):
+    """L-BFGS-B on ``objective(theta) -> (value, gradient)`` from zeros,
+    with the estimator's stopping rule and warnings; (coef, intercept,
+    n_iter).  Also runs the dask fit (xentfast.dask)."""
+    n_coef = k * d
     theta0 = np.zeros(n_coef + (k if fit_intercept else 0))
     # xentfast's OpenMP threads and the BLAS thread pools (NumPy's and
     # SciPy's) take turns every iteration; when both are multi-threaded
