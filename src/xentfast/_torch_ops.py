@@ -14,7 +14,6 @@ Arrays cross the boundary without copies: ``Tensor.numpy()`` views the
 inputs, the gradient is written into a fresh tensor's NumPy view
 (``grad_out=``), and the loss comes back through ``torch.from_numpy``.
 """
-import os
 from typing import Optional
 
 import numpy as np
@@ -23,6 +22,7 @@ from torch import Tensor
 
 from . import _kernels, binary, multiclass
 from . import _torch_reference as reference
+from ._openmp import single_after_fork
 from ._scan import scan_labels
 from ._threads import num_threads
 
@@ -41,25 +41,11 @@ def _class_axis(input):
     return 1 if input.dim() > 1 else 0
 
 
-class _Threads:
-    """How many threads the kernels use: torch's intra-op count, but one in a
-    forked child.  GNU OpenMP is not fork-safe: a child that opens a parallel
-    region of several threads after its parent did waits forever for the
-    parent's threads (torch's own kernels too, which is why DataLoader workers
-    set one thread).  One thread in a child never hangs."""
-    forked = False
-
-    @classmethod
-    def count(cls):
-        return 1 if cls.forked else torch.get_num_threads()
-
-    @classmethod
-    def after_fork(cls):
-        cls.forked = True
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_Threads.after_fork)
+def _thread_count():
+    """torch's intra-op thread count, or one where xentfast's kernels run on
+    one thread anyway (a child forked from a libgomp process: asking for more
+    would only warn)."""
+    return 1 if single_after_fork() else torch.get_num_threads()
 
 
 def _run(kernel, torch_call, input, need_grad, *args, **kwargs):
@@ -68,7 +54,7 @@ def _run(kernel, torch_call, input, need_grad, *args, **kwargs):
     one (``torch_call()`` reproduces the call with torch)."""
     grad = torch.empty(input.shape if need_grad else (0,), dtype=input.dtype)
     try:
-        with num_threads(_Threads.count()):
+        with num_threads(_thread_count()):
             if need_grad:
                 loss, _ = kernel(input.numpy(), *args, return_grad=True,
                                  grad_out=grad.numpy(), **kwargs)
@@ -200,7 +186,7 @@ def _cross_entropy_block(input, target, reduction, need_grad, ignore_index, labe
     denominator = float(y.shape[0] - ignored)
     scale = 1.0 if reduction != "mean" else (1.0 / denominator if denominator else 0.0)
     grad = torch.empty(input.shape if need_grad else (0,), dtype=input.dtype)
-    with num_threads(_Threads.count()):
+    with num_threads(_thread_count()):
         rows = _kernels.cross_entropy_block(
             x, y, ignore_index=ignore_index, label_smoothing=label_smoothing,
             grad_scale=scale, grad_out=grad.numpy() if need_grad else None)
@@ -326,7 +312,7 @@ def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, r
                    reduction=reduction, label_smoothing=label_smoothing, z_loss=z_loss,
                    softcap=softcap, chunk_size=chunk_size)
     try:
-        with num_threads(_Threads.count()):
+        with num_threads(_thread_count()):
             result = _linear_kernel()(input.numpy(), linear_weight.numpy(), target.numpy(),
                                       return_grad=need_grad, **options)
     except (ValueError, TypeError):
@@ -348,7 +334,7 @@ def linear_cross_entropy_backward(
         chunk_size: Optional[int]) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients of ``sum_i grad_rows_i * loss_i`` (reduction 'none'): the
     per-row upstream gradient enters as the rows' sample weights."""
-    with num_threads(_Threads.count()):
+    with num_threads(_thread_count()):
         _, grads = _linear_kernel()(
             input.numpy(), linear_weight.numpy(), target.numpy(), bias=_array(linear_bias),
             weight=_array(weight), ignore_index=ignore_index, reduction="sum",
