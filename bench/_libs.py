@@ -69,9 +69,18 @@ class XentFast:
 
         self.xf = xf
         xf.set_num_threads(threads)
-        return {"version": _version(xf), "file": xf.__file__,
+        info = {"version": _version(xf), "file": xf.__file__,
                 "threads": f"OMP_NUM_THREADS={threads}; "
                            f"xf.set_num_threads({threads})"}
+        simd = getattr(xf, "config_info", lambda: {})().get("simd")
+        if simd is not None:
+            # the floor of the "x floor" column: exps per second of one core
+            # at the level the kernels run at, measured now
+            from xentfast import _simd
+            info["simd"] = simd
+            info["exp_rate"] = {"float32": _simd.exp_rate(False),
+                                "float64": _simd.exp_rate(True)}
+        return info
 
     def prepare(self, op, variant, inp):
         xf, x = self.xf, inp.x
@@ -107,6 +116,7 @@ class Torch:
         import torch
 
         self.torch = torch
+        self.losses = torch.nn.functional   # where cross_entropy etc. come from
         torch.set_num_threads(threads)
         return {"version": _version(torch),
                 "threads": f"OMP_NUM_THREADS={threads}; "
@@ -121,12 +131,13 @@ class Torch:
             x = torch.from_numpy(inp.x)
             return (lambda: F.log_softmax(x, dim=-1)), (lambda r: (None, r.numpy()))
         x = torch.from_numpy(inp.x).requires_grad_(True)
+        losses = self.losses
         if op == "cross_entropy":
             y = torch.from_numpy(inp.y)
-            forward = lambda: F.cross_entropy(x, y)
+            forward = lambda: losses.cross_entropy(x, y)
         else:
             t = torch.from_numpy(inp.t)
-            forward = lambda: F.binary_cross_entropy_with_logits(x, t)
+            forward = lambda: losses.binary_cross_entropy_with_logits(x, t)
 
         def call():
             x.grad = None  # what optimizer.zero_grad() does by default
@@ -135,6 +146,21 @@ class Torch:
             return loss
 
         return call, lambda loss: (loss.item(), x.grad.numpy())
+
+
+class XentFastTorch(Torch):
+    """``xentfast.torch``, the PyTorch adapter, timed exactly as torch is:
+    a leaf tensor, forward, then ``backward()``, in a torch process."""
+
+    ops = {"cross_entropy": ("xentfast.torch",), "bce_logits": ("xentfast.torch",)}
+
+    def setup(self, threads):
+        info = super().setup(threads)
+        import xentfast.torch as xft
+
+        self.losses = xft
+        info["threads"] += " (the adapter's kernels follow torch.get_num_threads())"
+        return info
 
 
 class SkLearn:
@@ -252,13 +278,14 @@ class Jax:
 LIBS = {
     "copy": Copy,
     "xentfast": XentFast,
+    "xentfast.torch": XentFastTorch,
     "numpy": NumPy,
     "torch": Torch,
     "jax": Jax,
     "sklearn": SkLearn,
     "scipy": SciPy,
 }
-PEERS = tuple(name for name in LIBS if name not in ("copy", "xentfast"))
+PEERS = tuple(name for name in LIBS if name != "copy" and not name.startswith("xentfast"))
 
 
 def variants(lib, op):

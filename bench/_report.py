@@ -28,6 +28,9 @@ def derive(rows):
 
     ``gbps`` = 2 * N * C * itemsize / median (read logits, write result);
     ``ratio_to_copy`` = median / median of ``np.copyto`` of the same logits;
+    ``ratio_to_floor`` = median / ``floor_ms``, the floor being
+    max(copy, N * C / (xentfast's exp throughput per core at its SIMD level,
+    measured in the same run, * threads));
     on peer rows ``xf_speedup`` maps each xentfast variant to
     peer median / variant median, and on xentfast rows ``speedup_over`` maps
     each peer to the same ratio, within one (op, dtype, shape, threads).
@@ -42,7 +45,15 @@ def derive(rows):
         r["gbps"] = nbytes / (r["median_ms"] * 1e-3) / 1e9
         ref = copy.get((r["dtype"], tuple(r["shape"])))
         r["ratio_to_copy"] = r["median_ms"] / ref if ref else None
-    for group in _groups(rows).values():
+    for (op, dtype, shape, threads), group in _groups(rows).items():
+        rate = next((r["exp_rate"] for r in group if r.get("exp_rate")), None)
+        ref = copy.get((dtype, shape))
+        if rate and ref:
+            floor = max(ref, shape[0] * shape[1] / (rate * threads) * 1e3)
+            for r in group:
+                r["floor_ms"] = floor
+                if _ok(r):
+                    r["ratio_to_floor"] = r["median_ms"] / floor
         xfs = [r for r in group if r["lib"].startswith(XF) and _ok(r)]
         peers = [r for r in group if not r["lib"].startswith(XF) and _ok(r)]
         for p in peers:
@@ -79,6 +90,7 @@ def table(rows):
     """The full table as text: one block per (op, dtype, shape, threads)."""
     copy = {(r["dtype"], tuple(r["shape"])): r for r in rows if r["op"] == "copy"}
     head = (f"  {'lib':<20}{'median ms':>11}{'best ms':>10}{'GB/s':>8}{'x copy':>8}"
+            f"{'x floor':>8}"
             f"{'cores':>7}{'other':>7}  {'check':<6}{'speedup':>9}{'speedup/out':>13}")
     lines = []
     for (op, dtype, shape, threads), group in _sorted_groups(rows):
@@ -86,6 +98,8 @@ def table(rows):
         cp_txt = (f"copy {cp['median_ms']:.4g} ms = {cp['gbps']:.1f} GB/s"
                   + (" !" if _disturbed(cp) else "")
                   if cp and _ok(cp) else "copy: not measured")
+        floor = group[0].get("floor_ms")
+        cp_txt += f"; floor {floor:.4g} ms" if floor else ""
         lines += ["", f"{op}  {dtype}  {shape[0]}x{shape[1]}  threads={threads}"
                       f"   ({cp_txt})", head]
         for r in sorted(group, key=_order):
@@ -95,12 +109,13 @@ def table(rows):
                 continue
             sp = r.get("xf_speedup", {})
             plain = sp.get(XF)
-            out = next((v for k, v in sp.items() if k != XF), None)
+            out = next((v for k, v in sp.items() if k.startswith(XF + "[")), None)
             check = r.get("check", "-")
             flag = "ok" if check == "ok" else ("-" if check == "-" else "FAIL")
             lines.append(
                 f"  {r['lib']:<20}{r['median_ms']:>11.4g}{r['best_ms']:>10.4g}"
                 f"{r['gbps']:>8.1f}{_fmt(r['ratio_to_copy'], '>8.2f')}"
+                f"{_fmt(r.get('ratio_to_floor'), '>8.2f')}"
                 f"{r['cpu_util']:>7.2f}{_fmt(r.get('others'), '>6.2f')}"
                 f"{'!' if _disturbed(r) else ' '} {flag:<6}{_times(plain, 9)}"
                 f"{_times(out, 13)}")
@@ -124,7 +139,7 @@ def summary(rows):
         return ""
     cols = "".join(f"{f'{n}x{c}':>14}" for n, c in shapes)
     lines = ["", "Speed-up of xentfast over each peer (peer median / xentfast median);"
-                 " 'x copy' rows: xentfast median / copy median", ""]
+                 " 'x copy' / 'x floor' rows: xentfast median / copy median or floor", ""]
     blocks = sorted({(r["op"], r["dtype"], r["threads"]) for r in ok},
                     key=lambda b: ([r["op"] for r in rows].index(b[0]), b[1], b[2]))
     for op, dtype, threads in blocks:
@@ -134,6 +149,8 @@ def summary(rows):
             if r["lib"].startswith(XF):
                 cells.setdefault(f"{r['lib']} x copy", {})[tuple(r["shape"])] = \
                     r.get("ratio_to_copy")
+                cells.setdefault(f"{r['lib']} x floor", {})[tuple(r["shape"])] = \
+                    r.get("ratio_to_floor")
             for xf, v in r.get("xf_speedup", {}).items():
                 name = f"vs {r['lib']}" + ("" if xf == XF else f" ({xf[len(XF):]})")
                 cells.setdefault(name, {})[tuple(r["shape"])] = v
@@ -141,7 +158,7 @@ def summary(rows):
             continue
         lines.append(f"{op} {dtype} threads={threads}")
         lines.append(f"  {'':<28}{cols}")
-        for name in sorted(cells, key=lambda k: (not k.endswith("copy"),
+        for name in sorted(cells, key=lambda k: (not k.endswith(("copy", "floor")),
                                                   _peer_rank(k), k)):
             vals = "".join(_fmt(cells[name].get(s), ">14.2f") for s in shapes)
             lines.append(f"  {name:<28}{vals}")

@@ -75,6 +75,8 @@ def run(spec):
             for op, variant in todo:
                 row = {"op": op, "lib": variant, "dtype": dtype, "shape": [n, c],
                        "threads": spec["threads"], "status": "ok"}
+                if "exp_rate" in out["info"]:
+                    row["exp_rate"] = out["info"]["exp_rate"][dtype]
                 print(f"  {variant} {op} {dtype} {n}x{c}", file=sys.stderr, flush=True)
                 try:
                     call, normalise = adapter.prepare(op, variant, inp)

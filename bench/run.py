@@ -78,6 +78,9 @@ def parse_args(argv=None):
                    help=f"seconds of timed calls per row (default {MODES['full'][0]}; "
                         f"--quick {MODES['quick'][0]})")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--simd", metavar="LEVEL",
+                   help="run xentfast at this SIMD level (sets XENTFAST_SIMD in its "
+                        "worker: avx512, avx2, baseline, neon)")
     p.add_argument("--load", metavar="JSON",
                    help="print the tables and draw the plot of a saved run; no timing")
     p.add_argument("-v", "--verbose", action="store_true",
@@ -122,16 +125,19 @@ def resolve(args, parser):
     libs = split(args.libs)
     for lib in libs:
         if lib not in _libs.LIBS or lib == "copy":
-            parser.error(f"--libs takes {', '.join(_libs.PEERS + ('xentfast',))}; "
+            parser.error(f"--libs takes {', '.join(n for n in _libs.LIBS if n != 'copy')}; "
                          f"got {lib!r}")
     return threads, dtypes, shapes, ops, libs, cpus
 
 
-def worker_setup(lib, threads, cpus, pin):
+def worker_setup(lib, threads, cpus, pin, simd=None):
     """Environment and CPU set of the worker for ``lib`` at ``threads`` threads."""
     env = dict(os.environ)
     env.update({var: str(threads) for var in THREAD_VARS}, **FIXED_ENV)
     notes = [f"OMP/MKL_NUM_THREADS={threads}"]
+    if lib == "xentfast" and simd:
+        env["XENTFAST_SIMD"] = simd
+        notes.append(f"XENTFAST_SIMD={simd}")
     if lib == "jax" and threads == 1:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + JAX_ONE_THREAD).strip()
         notes.append(f"XLA_FLAGS={JAX_ONE_THREAD!r}")
@@ -142,9 +148,9 @@ def worker_setup(lib, threads, cpus, pin):
     return env, cpu_set, "; ".join(notes)
 
 
-def run_worker(lib, threads, spec, cpus, pin, timeout, verbose):
+def run_worker(lib, threads, spec, cpus, pin, timeout, verbose, simd=None):
     """Start one worker, wait, return its result dict (never raises)."""
-    env, cpu_set, settings = worker_setup(lib, threads, cpus, pin)
+    env, cpu_set, settings = worker_setup(lib, threads, cpus, pin, simd)
     spec = dict(spec, lib=lib, threads=threads)
     preexec = (lambda: os.sched_setaffinity(0, cpu_set)) if cpu_set else None
     load_before = loadavg()
@@ -231,6 +237,7 @@ def measure_all(args, parser):
     meta = dict(machine(), command=" ".join([os.path.basename(sys.executable)]
                                             + sys.argv),
                 mode="quick" if args.quick else "full", threads=threads,
+                simd_requested=args.simd,
                 timing={"min_time_s": min_time, "min_reps": min_reps,
                         "max_time_s": spec["max_time"], "retries": retries})
     print(f"xentfast benchmark ({meta['mode']}) on {meta['cpu']}, "
@@ -250,7 +257,7 @@ def measure_all(args, parser):
         if not any(_libs.variants(lib, op) for op in lib_spec["ops"]):
             continue
         res = run_worker(lib, n, lib_spec, cpus, not args.no_pin, timeout,
-                         args.verbose)
+                         args.verbose, args.simd)
         status = res["status"] + ("" if res["status"] == "ok" else f": {res['reason']}")
         errors = sum(r["status"] != "ok" for r in res["rows"])
         load = res["loadavg_1min"][0]
@@ -276,9 +283,12 @@ def main(argv=None):
     print("Workers:")
     for w in data["workers"]:
         info = w.get("info", {})
+        simd = f"simd={info['simd']}  " if "simd" in info else ""
         print(f"  {w['lib']:<9} threads={w['threads']}  {w['status']:<8} "
-              f"version={info.get('version', '-')}  [{w['settings']}]  "
+              f"version={info.get('version', '-')}  {simd}[{w['settings']}]  "
               f"{info.get('threads', '') or w.get('reason', '')}")
+        for dtype, rate in info.get("exp_rate", {}).items():
+            print(f"{'':<13}exp throughput {dtype}: {rate / 1e9:.2f} G/s per core")
     if not args.load:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

@@ -38,6 +38,8 @@ def test_openmp_probe_honours_cflags_and_ldflags():
     # OpenMP looks missing and the build silently goes serial.
     if not SETUP_PY.exists():
         pytest.skip("setup.py not present next to the tests")
+    pytest.importorskip("Cython")       # setup.py's imports (the test extra
+    pytest.importorskip("setuptools")   # has both)
     if _probe() != "True":
         pytest.skip("this compiler has no OpenMP")
     asan = "-fsanitize=address"

@@ -104,3 +104,27 @@ def test_empty_blocks():
     assert _kernels.cross_entropy_block(x, y, loss_out=out) is out
     np.testing.assert_array_equal(out, 0.0)
     assert _kernels.label_denominator(y, weight=np.ones(0)) == 0.0
+
+
+@pytest.mark.parametrize("module", ["_multiclass", "_softmax", "_binary", "_scan", "_openmp"])
+def test_stubs_name_the_compiled_functions(module):
+    import ast
+    import importlib
+    import pathlib
+    mod = importlib.import_module(f"xentfast.{module}")
+    stub = pathlib.Path(mod.__file__).with_name(f"{module}.pyi")
+    tree = ast.parse(stub.read_text())
+    stubbed = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    compiled = {name for name in dir(mod) if not name.startswith("_")
+                and callable(getattr(mod, name)) and name[0].islower()}
+    assert stubbed == compiled
+    # keyword-only entry points take the names the stub gives
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.args.kwonlyargs and not node.args.args:
+            with pytest.raises(TypeError):
+                getattr(mod, node.name)(object())     # no positional call
+
+
+def test_py_typed_ships():
+    import pathlib
+    assert (pathlib.Path(xf.__file__).with_name("py.typed")).exists()

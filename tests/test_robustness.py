@@ -248,8 +248,9 @@ def test_binary_scratch_bounded_by_blocks():
     with xf.num_threads(64):
         peak = _peak_bytes(lambda: xf.binary_cross_entropy_with_logits(
             x, t, return_grad=True, grad_out=x))
-    # at most one scratch row (4 slots of a 4096-element block) per block
-    assert peak <= 10 * 4 * 4096 * 4 + 4096
+    # one scratch row (4 slots of a 4096-element block) per block, 10 blocks,
+    # and some slack (64 rows would be 4 MiB)
+    assert peak <= 11 * 4 * 4096 * 4
 
 
 # --------------------------------------------------- 7. no classes, a weight

@@ -216,6 +216,19 @@ def test_threadpoolctl_sees_and_limits_openmp():
     assert 3 in seen, seen
 
 
+def test_block_inside_threadpoolctl_limit_restores_the_limit():
+    # The block must give back what this thread saw before it: here the
+    # threadpoolctl limit, which overrides the pinned count.
+    tpc = pytest.importorskip("threadpoolctl")
+    xf.set_num_threads(1)
+    with tpc.threadpool_limits(limits=2, user_api="openmp"):
+        assert xf.get_num_threads() == 2
+        with xf.num_threads(3):
+            assert xf.get_num_threads() == 3
+        assert xf.get_num_threads() == 2
+    assert xf.get_num_threads() == 1
+
+
 @pytest.mark.parametrize("omp,pinned,limit", [("1", 2, 1), ("2", 1, 2),
                                                ("3", 2, 1)])
 def test_threadpoolctl_limit_wins_whatever_the_default(omp, pinned, limit):

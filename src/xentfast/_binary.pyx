@@ -25,7 +25,7 @@ from cython.parallel cimport prange, threadid
 from ._elementwise cimport (XF_BLOCK, bce_block, bce_logits_block, broadcast_block,
                             sigmoid_focal_block)
 from ._memview cimport out_ptr, ptr_or_null
-from ._openmp cimport PARALLEL_MIN_ELEMENTS, threads_for
+from ._openmp cimport threads_for
 
 BLOCK = XF_BLOCK
 # Per-thread scratch: SCRATCH_SLOTS slots of min(n, XF_BLOCK) values for two
@@ -36,6 +36,7 @@ cdef enum:
 # What an absent weight reads.
 cdef float ONES_F32[XF_BLOCK]
 cdef double ONES_F64[XF_BLOCK]
+cdef Py_ssize_t _k
 for _k in range(XF_BLOCK):
     ONES_F32[_k] = 1
     ONES_F64[_k] = 1
@@ -92,7 +93,7 @@ def binary_cross_entropy(
         const floating *wb
         int threads = scratch.shape[0]   # one scratch row per thread
     for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+                    use_threads_if=threads > 1):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
@@ -126,7 +127,7 @@ def binary_cross_entropy_with_logits(
         const floating *pwb
         int threads = scratch.shape[0]   # one scratch row per thread
     for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+                    use_threads_if=threads > 1):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
@@ -155,7 +156,7 @@ def sigmoid_focal_loss(
         floating *buf
         int threads = scratch.shape[0]   # one scratch row per thread
     for b in prange(partial.shape[0], nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=n >= PARALLEL_MIN_ELEMENTS):
+                    use_threads_if=threads > 1):
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]

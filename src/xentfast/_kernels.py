@@ -23,6 +23,16 @@ number of threads.  The 'mean' reduction is the caller's: sum `loss_out`
 import numpy as np
 
 from . import _multiclass
+from ._call import by_dtype
+
+
+_CROSS_ENTROPY_LABELS = by_dtype(_multiclass.cross_entropy_labels)
+_CROSS_ENTROPY_LABELS_SCRATCH = by_dtype(_multiclass.cross_entropy_labels_scratch)
+_CROSS_ENTROPY_PROBS = by_dtype(_multiclass.cross_entropy_probs)
+_CROSS_ENTROPY_PROBS_SCRATCH = by_dtype(_multiclass.cross_entropy_probs_scratch)
+_SOFTMAX_FOCAL_LABELS = by_dtype(_multiclass.softmax_focal_labels)
+_SOFTMAX_FOCAL_LABELS_SCRATCH = by_dtype(_multiclass.softmax_focal_labels_scratch)
+_NLL_LOSS = by_dtype(_multiclass.nll_loss)
 
 
 def _loss_buffer(loss_out, n_rows):
@@ -72,21 +82,21 @@ def cross_entropy_block(logits, target, *, weight=None, ignore_index=-100,
     if logits.size == 0:
         loss_out[:] = 0.0
         return loss_out
-    grad = grad_out is not None
+    grad, dtype = grad_out is not None, logits.dtype
     if target.ndim == 1:
-        _multiclass.cross_entropy_labels(
+        _CROSS_ENTROPY_LABELS[dtype](
             logits=logits, labels=target, weight=weight, sample_weight=sample_weight,
             ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
             softcap=softcap, grad_scale=grad_scale, loss=loss_out, grad=grad_out,
-            scratch=_scratch(_multiclass.cross_entropy_labels_scratch(
+            scratch=_scratch(_CROSS_ENTROPY_LABELS_SCRATCH[dtype](
                 logits, grad=grad, label_smoothing=label_smoothing, softcap=softcap),
                 logits))
     else:
-        _multiclass.cross_entropy_probs(
+        _CROSS_ENTROPY_PROBS[dtype](
             logits=logits, target=target, weight=weight, sample_weight=sample_weight,
             label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
             grad_scale=grad_scale, loss=loss_out, grad=grad_out,
-            scratch=_scratch(_multiclass.cross_entropy_probs_scratch(
+            scratch=_scratch(_CROSS_ENTROPY_PROBS_SCRATCH[dtype](
                 logits, grad=grad, softcap=softcap), logits))
     return loss_out
 
@@ -102,10 +112,10 @@ def softmax_focal_block(logits, labels, *, gamma=2.0, alpha=None, ignore_index=-
     if logits.size == 0:
         loss_out[:] = 0.0
         return loss_out
-    _multiclass.softmax_focal_labels(
+    _SOFTMAX_FOCAL_LABELS[logits.dtype](
         logits=logits, labels=labels, alpha=alpha, ignore_index=ignore_index, gamma=gamma,
         grad_scale=grad_scale, loss=loss_out, grad=grad_out,
-        scratch=_scratch(_multiclass.softmax_focal_labels_scratch(
+        scratch=_scratch(_SOFTMAX_FOCAL_LABELS_SCRATCH[logits.dtype](
             logits, grad=grad_out is not None), logits))
     return loss_out
 
@@ -120,7 +130,7 @@ def nll_block(log_probs, labels, *, weight=None, ignore_index=-100, sample_weigh
     if log_probs.size == 0:
         loss_out[:] = 0.0
         return loss_out
-    _multiclass.nll_loss(log_probs=log_probs, labels=labels, weight=weight,
+    _NLL_LOSS[log_probs.dtype](log_probs=log_probs, labels=labels, weight=weight,
                          sample_weight=sample_weight, ignore_index=ignore_index,
                          grad_scale=grad_scale, loss=loss_out, grad=grad_out)
     return loss_out

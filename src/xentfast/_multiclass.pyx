@@ -29,7 +29,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._memview cimport ptr_or_null
-from ._openmp cimport PARALLEL_MIN_ELEMENTS, threads_for
+from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap,
                      row_target_dot, tile_exp, tile_load, tile_max, tile_store)
@@ -255,14 +255,14 @@ cdef void label_rows(const LabelLoss *o, const floating[:, ::1] x, const int64_t
     if label_tiles(c, <floating>0, o.ce.label_smoothing, o.capped):
         for i in prange((n + XF_LANES - 1) // XF_LANES, nogil=True, schedule="static",
                         num_threads=threads,
-                        use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+                        use_threads_if=threads > 1):
             r0 = i * XF_LANES
             label_tile(o, &x[r0, 0], &y[r0], min(<Py_ssize_t>XF_LANES, n - r0), c, w,
                        sw + r0 if sw != NULL else NULL, &loss[r0],
                        g0 + r0 * c if g0 != NULL else NULL)
         return
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+                    use_threads_if=threads > 1):
         yi = y[i]
         if yi == o.ignore_index:
             loss[i] = 0.0
@@ -378,7 +378,7 @@ def cross_entropy_probs(
         double others, l1p, lse, s, dot, c_sum
         int threads = scratch.shape[0]   # one scratch row per thread
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+                    use_threads_if=threads > 1):
         c_sum = l1p = 0.0   # thread-private (see label_rows)
         sp = scratch_row(s0, scratch.shape[1], threadid())
         if g0 != NULL:   # as in label_rows
@@ -422,8 +422,9 @@ def nll_loss(
         const floating *sw = ptr_or_null(sample_weight)
         floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
         double ws
-    for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n, n * c),
-                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+        int threads = threads_for(n, n * c)
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
+                    use_threads_if=threads > 1):
         yi = y[i]
         if yi == ignore_index:
             loss[i] = 0.0

@@ -66,9 +66,17 @@ def single_after_fork():
     return bool(xf_single_after_fork)
 
 
-def openmp_threads():
-    """The calling thread's OpenMP setting."""
-    return xf_omp_max_threads()
+def thread_state():
+    """The calling thread's OpenMP setting, and what xentfast last set it to."""
+    return xf_omp_max_threads(), xf_left_in_thread
+
+
+def restore_thread_state(state):
+    """Undo, in the calling thread, set_openmp_threads calls since thread_state."""
+    global xf_left_in_thread
+    own, left = state
+    xf_omp_set_threads(own)
+    xf_left_in_thread = left
 
 
 def set_openmp_threads(int n):

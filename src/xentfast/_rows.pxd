@@ -7,6 +7,9 @@ from cython cimport floating
 
 cdef extern from "_xf_rows.h" nogil:
     enum: XF_LANES
+    enum: XF_TILE_CAPACITY
+    Py_ssize_t xf_tile_limit_f32()
+    Py_ssize_t xf_tile_limit_f64()
     void xf_tile_load_f32(const float *x, Py_ssize_t c, Py_ssize_t nr, float *tile)
     void xf_tile_load_f64(const double *x, Py_ssize_t c, Py_ssize_t nr, double *tile)
     void xf_tile_max_f32(const float *tile, Py_ssize_t c, float *m)
@@ -106,21 +109,19 @@ cdef inline void row_mul(floating *g, Py_ssize_t n, const floating *slope) noexc
 
 # Tiles: XF_LANES rows with few classes, transposed so loops run across rows.
 # A kernel takes this path when C <= tile_limit(): below that the row loops'
-# remainders and reductions cost more than the tile's transposes (measured,
-# one thread: float32 up to ~128 classes; double tiles are twice as wide, and
-# win only up to ~24).
+# remainders and reductions cost more than the tile's transposes.  The limit
+# is measured per instruction-set level and dtype, and set in _xf_rows.h;
+# XF_TILE_CAPACITY bounds it (it sizes the tiles).
 cdef enum:
-    TILE_MAX_CLASSES = 128
-    TILE_MAX_CLASSES_F64 = 24
-    TILE_SIZE = XF_LANES * TILE_MAX_CLASSES
+    TILE_SIZE = XF_LANES * XF_TILE_CAPACITY
 
 
 cdef inline Py_ssize_t tile_limit(floating dtype_tag) noexcept nogil:
     """Most classes a tile takes, for the dtype of `dtype_tag`."""
     if floating is float:
-        return TILE_MAX_CLASSES
+        return xf_tile_limit_f32()
     else:
-        return TILE_MAX_CLASSES_F64
+        return xf_tile_limit_f64()
 
 
 cdef inline void tile_load(const floating *x, Py_ssize_t c, Py_ssize_t nr,

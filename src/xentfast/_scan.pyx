@@ -27,20 +27,23 @@ def first_outside_unit(const floating[::1] values):
     cdef Py_ssize_t n = values.shape[0], n_blocks = (n + XF_BLOCK - 1) // XF_BLOCK
     cdef Py_ssize_t b, i, k0, first = -1
     cdef Py_ssize_t *counts
+    cdef const floating *v
     if n == 0:
         return -1
+    v = &values[0]
     counts = <Py_ssize_t *>malloc(n_blocks * sizeof(Py_ssize_t))
     if counts == NULL:
         raise MemoryError()
     # count per block in parallel, then find the first bad value serially
-    for b in prange(n_blocks, nogil=True, schedule="static",
-                    num_threads=threads_for(n_blocks, n)):
+    cdef int threads = threads_for(n_blocks, n)
+    for b in prange(n_blocks, nogil=True, schedule="static", num_threads=threads,
+                    use_threads_if=threads > 1):
         k0 = b * XF_BLOCK
-        counts[b] = count_outside_unit(&values[k0], min(<Py_ssize_t>XF_BLOCK, n - k0))
+        counts[b] = count_outside_unit(v + k0, min(<Py_ssize_t>XF_BLOCK, n - k0))
     for b in range(n_blocks):
         if counts[b]:
             for i in range(b * XF_BLOCK, min(n, (b + 1) * XF_BLOCK)):
-                if not (values[i] >= 0 and values[i] <= 1):
+                if not (v[i] >= 0 and v[i] <= 1):
                     first = i
                     break
             break

@@ -11,7 +11,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 
-from ._openmp cimport PARALLEL_MIN_ELEMENTS, threads_for
+from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_scale_sub, row_sub, tile_exp, tile_load,
                      tile_max, tile_store)
@@ -53,9 +53,9 @@ cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
 cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], blk
     cdef Py_ssize_t n_blocks = (n + XF_LANES - 1) // XF_LANES
-    for blk in prange(n_blocks, nogil=True, schedule="static",
-                      num_threads=threads_for(n_blocks, n * c),
-                      use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+    cdef int threads = threads_for(n_blocks, n * c)
+    for blk in prange(n_blocks, nogil=True, schedule="static", num_threads=threads,
+                      use_threads_if=threads > 1):
         tile_rows(op, &x[blk * XF_LANES, 0], c, min(<Py_ssize_t>XF_LANES, n - blk * XF_LANES),
                   &out[blk * XF_LANES, 0])
 
@@ -83,7 +83,7 @@ def log_softmax(*,
         tiled(LOG_SOFTMAX, x, out)
         return
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+                    use_threads_if=threads > 1):
         m = row_max(&x[i, 0], c)
         # the exps only feed the sum: in scratch when out is x (x is still
         # needed below), else in out, which row_sub then overwrites
@@ -99,11 +99,12 @@ def softmax(*,
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
     cdef double others, l1p
+    cdef int threads = threads_for(n, n * c)
     if c <= tile_limit(<floating>0):
         tiled(SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n, n * c),
-                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
+                    use_threads_if=threads > 1):
         m = row_max(&x[i, 0], c)
         l1p = 0.0   # thread-private: otherwise only written through a pointer
         others = row_exp_sum(&x[i, 0], c, m, &out[i, 0], &l1p)
@@ -126,7 +127,7 @@ def logsumexp(*,
     cdef double others, l1p
     cdef int threads = scratch.shape[0]   # one scratch row per thread
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=n * c >= PARALLEL_MIN_ELEMENTS):
+                    use_threads_if=threads > 1):
         m = row_max(&x[i, 0], c)
         if m == -INFINITY or m == INFINITY:
             # the sum is 0 (every entry -inf) or +inf: the max, unless a NaN

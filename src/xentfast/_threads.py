@@ -81,7 +81,7 @@ def num_threads(n):
     every block has closed.
     """
     n = _check(n)
-    own = _openmp.openmp_threads()   # this thread's OpenMP setting
+    seen = _openmp.thread_state()   # this thread's OpenMP setting
     with _lock:
         block = [_openmp.pinned_threads()]
         _open_blocks.append(block)
@@ -97,4 +97,4 @@ def num_threads(n):
                 _open_blocks[i][0] = block[0]
             else:
                 _openmp.set_pinned_threads(block[0])
-            _openmp.set_openmp_threads(own)
+            _openmp.restore_thread_state(seen)

@@ -41,8 +41,10 @@ def as_float_array(x, name, dtype=None):
         raise TypeError(
             f"{name} must be a real numeric array; got dtype {arr.dtype}"
         )
-    # ascontiguousarray makes 0-d input 1-d; keep the caller's shape
-    return np.ascontiguousarray(arr, dtype=dtype).reshape(arr.shape)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    # ascontiguousarray makes 0-d input 1-d; keep the caller's shape (and the
+    # caller's array itself when it needs no copy)
+    return out if out.shape == arr.shape else out.reshape(arr.shape)
 
 
 def check_reduction(reduction):
@@ -86,7 +88,7 @@ def check_out(out, shape, dtype, name, may_be=(), inputs=None):
     It may be exactly the first argument (each array of `may_be`: the
     argument as given and as converted for the kernel) but must not overlap
     it otherwise, nor share memory with `inputs`: every other argument, as
-    a dict name -> array, None or a tuple of them (as given, as converted).
+    a dict name -> value, None or a tuple of them (as given, as converted).
     """
     if not isinstance(out, np.ndarray):
         raise ValueError(f"{name} must be a NumPy array; got {type(out).__name__}")
@@ -99,15 +101,25 @@ def check_out(out, shape, dtype, name, may_be=(), inputs=None):
         raise ValueError(f"{name} must be C-contiguous")
     if not out.flags.writeable:
         raise ValueError(f"{name} must be writeable; got a read-only array")
-    for first in may_be:
+    for first in _distinct(may_be):
         if np.may_share_memory(out, first) and not _same_memory(out, first):
             raise ValueError(
                 f"{name} overlaps the input without being the input itself"
             )
     for other_name, arrays in (inputs or {}).items():
-        for other in arrays if isinstance(arrays, tuple) else (arrays,):
-            if other is not None and np.may_share_memory(out, other):
+        for other in _distinct(arrays if isinstance(arrays, tuple) else (arrays,)):
+            if np.may_share_memory(out, other):
                 raise ValueError(f"{name} must not share memory with {other_name}")
+
+
+def _distinct(values):
+    """The arrays among `values` (as given_array makes them), each once."""
+    arrays = []
+    for v in values:
+        a = given_array(v)
+        if a is not None and not any(a is b for b in arrays):
+            arrays.append(a)
+    return arrays
 
 
 def _same_memory(a, b):
@@ -166,10 +178,10 @@ def check_labels(target, row_shape, n_classes, ignore_index, name="target"):
             f"{name} must have the logits' shape without the class axis, "
             f"{tuple(row_shape)}; got shape {y.shape}"
         )
-    kernel_ignore = min(max(ignore_index, _INT64.min), _INT64.max)
+    kernel_ignore = min(max(ignore_index, _INT64_MIN), _INT64_MAX)
     flat = y.reshape(-1)
-    if y.dtype == np.uint64 and y.size and y.max() > _INT64.max:
-        bad = (flat > _INT64.max) & (flat != ignore_index)
+    if y.dtype == np.uint64 and y.size and y.max() > _INT64_MAX:
+        bad = (flat > _INT64_MAX) & (flat != ignore_index)
         if bad.any():
             raise _label_error(y, np.flatnonzero(bad)[0], n_classes, ignore_index, name)
     y64 = np.ascontiguousarray(flat, dtype=np.int64)
@@ -185,7 +197,7 @@ def check_labels(target, row_shape, n_classes, ignore_index, name="target"):
     return y64, y64.shape[0] - ignored, kernel_ignore
 
 
-_INT64 = np.iinfo(np.int64)
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
 
 
 def _label_error(y, flat_index, n_classes, ignore_index, name):

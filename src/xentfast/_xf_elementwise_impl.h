@@ -7,18 +7,18 @@
  * itself: each element is read before it is written, at the same index. */
 
 /* How many of v[0:n] are outside [0, 1]; NaN counts as outside. */
-static XF_MULTIVERSION Py_ssize_t XF_NAME(xf_count_outside_unit)(const XF_T *v, Py_ssize_t n)
+static XF_TARGET Py_ssize_t XF_NAME(xf_count_outside_unit)(const XF_T *v, Py_ssize_t n)
 {
     Py_ssize_t bad = 0;
     XF_SIMD_REDUCE(+, bad)
     for (Py_ssize_t i = 0; i < n; i++)
-        bad += (v[i] >= 0) & (v[i] <= 1) ? 0 : 1;
+        bad += ((v[i] >= 0) & (v[i] <= 1)) ? 0 : 1;
     return bad;
 }
 
 /* sum of v[0:n] in double (in a loop of its own: gcc does not vectorise a
  * double reduction inside the float loss loops). */
-static XF_MULTIVERSION double XF_NAME(xf_sum)(const XF_T *v, Py_ssize_t n)
+static XF_TARGET double XF_NAME(xf_sum)(const XF_T *v, Py_ssize_t n)
 {
     double total = 0.0;
     XF_SIMD_REDUCE(+, total)
@@ -30,7 +30,7 @@ static XF_MULTIVERSION double XF_NAME(xf_sum)(const XF_T *v, Py_ssize_t n)
 /* Elements [k0, k0 + n) of an operand broadcast to the flat input, where flat
  * index k reads data[(k / inner) % period].  Returns data itself when those
  * values are contiguous there, else fills buf (n values) and returns it. */
-static const XF_T *XF_NAME(xf_broadcast_block)(const XF_T *data, Py_ssize_t inner,
+static XF_TARGET const XF_T *XF_NAME(xf_broadcast_block)(const XF_T *data, Py_ssize_t inner,
                                                Py_ssize_t period, Py_ssize_t k0,
                                                Py_ssize_t n, XF_T *buf)
 {
@@ -71,7 +71,7 @@ static const XF_T *XF_NAME(xf_broadcast_block)(const XF_T *data, Py_ssize_t inne
 /* torch's binary_cross_entropy on probabilities p in [0, 1]:
  *   loss = w ((t - 1) max(log(1 - p), -100) - t max(log p, -100)),
  *   grad = w (p - t) / max(p (1 - p), 1e-12) * scale. */
-static XF_MULTIVERSION double XF_NAME(xf_bce_block)(
+static XF_TARGET double XF_NAME(xf_bce_block)(
     const XF_T *p, const XF_T *t, const XF_T *w, Py_ssize_t n, XF_T scale,
     XF_T *loss, XF_T *grad)
 {
@@ -129,7 +129,7 @@ static inline __attribute__((always_inline)) void XF_NAME(xf_softplus_sigmoid)(
  * The two linear terms never cancel (only one is non-zero), and a term with
  * coefficient 0 counts 0 at x = +-inf: sigmoid(+inf) = 1 exactly, so the
  * loss of x = +inf, t = 1 is 0, as it is in the limit. */
-static XF_MULTIVERSION double XF_NAME(xf_bce_logits_block)(
+static XF_TARGET double XF_NAME(xf_bce_logits_block)(
     const XF_T *x, const XF_T *t, const XF_T *w, const XF_T *pw, Py_ssize_t n,
     XF_T scale, XF_T *loss, XF_T *grad)
 {
@@ -165,7 +165,7 @@ static XF_MULTIVERSION double XF_NAME(xf_bce_logits_block)(
  *     = (1 - 2t) e / (A + B e) / (1 + e),
  * which has no q^(gamma - 1) factor: finite for every gamma >= 0 even when q
  * underflows.  e / (A + B e) is 1 when A = 0 (then B = 1), not 0/0. */
-static XF_MULTIVERSION double XF_NAME(xf_sigmoid_focal_block)(
+static XF_TARGET double XF_NAME(xf_sigmoid_focal_block)(
     const XF_T *x, const XF_T *t, Py_ssize_t n, XF_T alpha, XF_T gamma,
     XF_T scale, XF_T *loss, XF_T *grad)
 {

@@ -2,9 +2,12 @@
  *
  * The Cython kernels hold the per-row logic (labels, weights, the loss) and
  * call these for every loop over the classes.  Each is written once in
- * _xf_rows_impl.h and instantiated here for float (_f32) and double (_f64).
- * Sums are accumulated in double.  Every loop is `omp simd`, so an output may
- * be the input itself (same index read, then written; nothing else aliases).
+ * _xf_rows_impl.h and instantiated for float (_f32) and double (_f64) at
+ * every instruction-set level (_xf_levels.h); the names the .pxd files use
+ * (xf_row_max_f32, ...) call the instance of the level chosen at import
+ * (_xf_dispatch.h).  Sums are accumulated in double.  Every loop is
+ * `omp simd`, so an output may be the input itself (same index read, then
+ * written; nothing else aliases).
  */
 #ifndef XF_ROWS_H
 #define XF_ROWS_H
@@ -12,28 +15,71 @@
 #include <math.h>
 #include <stddef.h>
 #include "_xf_simd.h"
+#include "_xf_dispatch.h"
+#include "_xf_transpose.h"
 
 /* Rows per tile in the small-C kernels. */
 #define XF_LANES 16
+/* Most classes a tile can hold (sizes the tiles; each level's limit is below). */
+#define XF_TILE_CAPACITY 128
+
+#define XF_IMPL "_xf_rows_impl.h"
 
 #define XF_T float
-#define XF_NAME(f) f##_f32
+#define XF_F32 1
+#define XF_DT_NAME(f) f##_f32
 #define XF_EXP xf_expf
 #define XF_LOG1P xf_log1pf
-#include "_xf_rows_impl.h"
+#include "_xf_levels.h"
 #undef XF_T
-#undef XF_NAME
+#undef XF_DT_NAME
 #undef XF_EXP
 #undef XF_LOG1P
+#undef XF_F32
 
 #define XF_T double
-#define XF_NAME(f) f##_f64
+#define XF_F32 0
+#define XF_DT_NAME(f) f##_f64
 #define XF_EXP xf_exp
 #define XF_LOG1P xf_log1p
-#include "_xf_rows_impl.h"
+#include "_xf_levels.h"
 #undef XF_T
-#undef XF_NAME
+#undef XF_DT_NAME
 #undef XF_EXP
 #undef XF_LOG1P
+#undef XF_F32
+#undef XF_IMPL
+
+#define xf_row_max_f32(...) XF_DISPATCH(xf_row_max_f32, __VA_ARGS__)
+#define xf_row_max_f64(...) XF_DISPATCH(xf_row_max_f64, __VA_ARGS__)
+#define xf_row_exp_sum_f32(...) XF_DISPATCH(xf_row_exp_sum_f32, __VA_ARGS__)
+#define xf_row_exp_sum_f64(...) XF_DISPATCH(xf_row_exp_sum_f64, __VA_ARGS__)
+#define xf_row_target_dot_f32(...) XF_DISPATCH(xf_row_target_dot_f32, __VA_ARGS__)
+#define xf_row_target_dot_f64(...) XF_DISPATCH(xf_row_target_dot_f64, __VA_ARGS__)
+#define xf_row_scale_sub_f32(...) XF_DISPATCH(xf_row_scale_sub_f32, __VA_ARGS__)
+#define xf_row_scale_sub_f64(...) XF_DISPATCH(xf_row_scale_sub_f64, __VA_ARGS__)
+#define xf_row_sub_f32(...) XF_DISPATCH(xf_row_sub_f32, __VA_ARGS__)
+#define xf_row_sub_f64(...) XF_DISPATCH(xf_row_sub_f64, __VA_ARGS__)
+#define xf_row_softcap_f32(...) XF_DISPATCH(xf_row_softcap_f32, __VA_ARGS__)
+#define xf_row_softcap_f64(...) XF_DISPATCH(xf_row_softcap_f64, __VA_ARGS__)
+#define xf_row_mul_f32(...) XF_DISPATCH(xf_row_mul_f32, __VA_ARGS__)
+#define xf_row_mul_f64(...) XF_DISPATCH(xf_row_mul_f64, __VA_ARGS__)
+#define xf_exp_block_f32(...) XF_DISPATCH(xf_exp_block_f32, __VA_ARGS__)
+#define xf_exp_block_f64(...) XF_DISPATCH(xf_exp_block_f64, __VA_ARGS__)
+#define xf_tile_load_f32(...) XF_DISPATCH(xf_tile_load_f32, __VA_ARGS__)
+#define xf_tile_load_f64(...) XF_DISPATCH(xf_tile_load_f64, __VA_ARGS__)
+#define xf_tile_max_f32(...) XF_DISPATCH(xf_tile_max_f32, __VA_ARGS__)
+#define xf_tile_max_f64(...) XF_DISPATCH(xf_tile_max_f64, __VA_ARGS__)
+#define xf_tile_exp_f32(...) XF_DISPATCH(xf_tile_exp_f32, __VA_ARGS__)
+#define xf_tile_exp_f64(...) XF_DISPATCH(xf_tile_exp_f64, __VA_ARGS__)
+#define xf_tile_store_f32(...) XF_DISPATCH(xf_tile_store_f32, __VA_ARGS__)
+#define xf_tile_store_f64(...) XF_DISPATCH(xf_tile_store_f64, __VA_ARGS__)
+
+/* Most classes the kernels send through tiles, per level (baseline, avx2,
+ * avx512) and dtype: above, the row loops are faster (measured on Zen 4/5,
+ * one thread; see bench/simd.md).  The float tiles of the AVX levels are
+ * transposed in registers (_xf_transpose.h), so they pay off for longer. */
+static inline Py_ssize_t xf_tile_limit_f32(void) { return XF_PER_LEVEL(32, 56, 56); }
+static inline Py_ssize_t xf_tile_limit_f64(void) { return XF_PER_LEVEL(24, 24, 24); }
 
 #endif

@@ -1,7 +1,7 @@
 /* Instantiated by _xf_rows.h for XF_T = float and double (no include guard). */
 
 /* Largest entry; NaNs are skipped here and caught by the exp sum instead. */
-static XF_MULTIVERSION XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
+static XF_TARGET XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
 {
     XF_T m = -INFINITY;
     XF_SIMD_REDUCE(max, m)
@@ -16,7 +16,7 @@ static XF_MULTIVERSION XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
  * and stores log1p(result) in *l1p (here, where FMA is at hand: its
  * polynomial is a latency chain).  NaN if the row holds a NaN, or +inf (then
  * m = +inf), or is all -inf. */
-static XF_MULTIVERSION double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
+static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
                                                      XF_T m, XF_T *e, double *l1p)
 {
     double rest = 0.0, ones = 0.0;
@@ -40,7 +40,7 @@ static XF_MULTIVERSION double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t 
  *   c[j] = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : 1).
  * Returns sum_j c[j] * (x[j] - shift), a term with c[j] == 0 counting 0 even
  * where x[j] = -inf (0 log 0 = 0), and stores sum_j c[j] in *c_sum. */
-static XF_MULTIVERSION double XF_NAME(xf_row_target_dot)(
+static XF_TARGET double XF_NAME(xf_row_target_dot)(
     const XF_T *x, Py_ssize_t n, XF_T shift, const XF_T *t, const XF_T *w,
     XF_T t_scale, XF_T t_add, double *c_sum)
 {
@@ -56,7 +56,7 @@ static XF_MULTIVERSION double XF_NAME(xf_row_target_dot)(
 }
 
 /* g[j] = a * g[j] - b * c[j], with c[j] as in xf_row_target_dot. */
-static XF_MULTIVERSION void XF_NAME(xf_row_scale_sub)(
+static XF_TARGET void XF_NAME(xf_row_scale_sub)(
     XF_T *g, Py_ssize_t n, XF_T a, XF_T b, const XF_T *t, const XF_T *w,
     XF_T t_scale, XF_T t_add)
 {
@@ -69,7 +69,7 @@ static XF_MULTIVERSION void XF_NAME(xf_row_scale_sub)(
 
 /* out[j] = (x[j] - shift1) - shift2, in that order so that the max entry
  * gets exactly -shift2 when shift1 is the max; out may be x. */
-static XF_MULTIVERSION void XF_NAME(xf_row_sub)(const XF_T *x, Py_ssize_t n,
+static XF_TARGET void XF_NAME(xf_row_sub)(const XF_T *x, Py_ssize_t n,
                                                XF_T shift1, XF_T shift2, XF_T *out)
 {
     XF_SIMD
@@ -80,7 +80,7 @@ static XF_MULTIVERSION void XF_NAME(xf_row_sub)(const XF_T *x, Py_ssize_t n,
 /* out[j] = cap * tanh(x[j] / cap) (Gemma-2 soft-capping) and its derivative
  * slope[j] = 1 / cosh(x[j] / cap)^2, in double: 1 - tanh^2 would cancel near
  * saturation.  out may be x; slope may not. */
-static XF_MULTIVERSION void XF_NAME(xf_row_softcap)(const XF_T *x, Py_ssize_t n,
+static XF_TARGET void XF_NAME(xf_row_softcap)(const XF_T *x, Py_ssize_t n,
                                                    XF_T cap, XF_T *out, XF_T *slope)
 {
     for (Py_ssize_t j = 0; j < n; j++) {
@@ -91,11 +91,20 @@ static XF_MULTIVERSION void XF_NAME(xf_row_softcap)(const XF_T *x, Py_ssize_t n,
 }
 
 /* g[j] *= slope[j] (the chain rule through the cap). */
-static XF_MULTIVERSION void XF_NAME(xf_row_mul)(XF_T *g, Py_ssize_t n, const XF_T *slope)
+static XF_TARGET void XF_NAME(xf_row_mul)(XF_T *g, Py_ssize_t n, const XF_T *slope)
 {
     XF_SIMD
     for (Py_ssize_t j = 0; j < n; j++)
         g[j] = g[j] * slope[j];
+}
+
+/* e[j] = exp(x[j]): the exp alone, to measure its throughput (the floor of
+ * the benchmarks). */
+static XF_TARGET void XF_NAME(xf_exp_block)(const XF_T *x, Py_ssize_t n, XF_T *e)
+{
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++)
+        e[j] = XF_EXP(x[j]);
 }
 
 /* ---- Tiles: a block of XF_LANES rows with few classes, row k in lane k ----
@@ -105,10 +114,14 @@ static XF_MULTIVERSION void XF_NAME(xf_row_mul)(XF_T *g, Py_ssize_t n, const XF_
  */
 
 /* tile[j, k] = x[k * C + j] for the nr <= XF_LANES rows of x; lanes past nr
- * are filled with 0 so that every later loop runs over full vectors. */
-static XF_MULTIVERSION void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
+ * are filled with 0 so that every later loop runs over full vectors.  Float
+ * tiles at the AVX levels are transposed in registers (_xf_transpose.h). */
+static XF_TARGET void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
                                                  Py_ssize_t nr, XF_T *tile)
 {
+#if defined(XF_X86) && XF_LEVEL_NUM >= 1 && XF_F32
+    xf_tile_load8_f32(x, c, nr, tile);
+#else
     for (Py_ssize_t j = 0; j < c; j++)
         XF_SIMD
         for (Py_ssize_t k = 0; k < nr; k++)
@@ -116,10 +129,11 @@ static XF_MULTIVERSION void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
     for (Py_ssize_t k = nr; k < XF_LANES; k++)
         for (Py_ssize_t j = 0; j < c; j++)
             tile[j * XF_LANES + k] = 0;
+#endif
 }
 
 /* m[k] = max over the classes of lane k (NaNs skipped, as in xf_row_max). */
-static XF_MULTIVERSION void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c, XF_T *m)
+static XF_TARGET void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c, XF_T *m)
 {
     XF_SIMD
     for (Py_ssize_t k = 0; k < XF_LANES; k++)
@@ -135,7 +149,7 @@ static XF_MULTIVERSION void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c,
 
 /* out = exp(tile - m), lane by lane (out may be tile); others[k] as
  * xf_row_sum_others for lane k, and l1p[k] = log1p(others[k]). */
-static XF_MULTIVERSION void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
+static XF_TARGET void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
                                                 const XF_T *m, XF_T *out,
                                                 XF_T *others, XF_T *l1p)
 {
@@ -162,15 +176,19 @@ static XF_MULTIVERSION void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
 
 /* g[k * C + j] = (a[k] * tile[j, k] - s[k]) - b[k] * (w ? w[j] : 1) for the
  * rows k < nr (g row-major, so this transposes back). */
-static XF_MULTIVERSION void XF_NAME(xf_tile_store)(const XF_T *tile, Py_ssize_t c,
+static XF_TARGET void XF_NAME(xf_tile_store)(const XF_T *tile, Py_ssize_t c,
                                                   Py_ssize_t nr, const XF_T *a,
                                                   const XF_T *s, const XF_T *b,
                                                   const XF_T *w, XF_T *g)
 {
+#if defined(XF_X86) && XF_LEVEL_NUM >= 1 && XF_F32
+    xf_tile_store8_f32(tile, c, nr, a, s, b, w, g);
+#else
     for (Py_ssize_t j = 0; j < c; j++) {
         XF_T wj = w ? w[j] : (XF_T)1;
         XF_SIMD
         for (Py_ssize_t k = 0; k < nr; k++)
             g[k * c + j] = (a[k] * tile[j * XF_LANES + k] - s[k]) - b[k] * wj;
     }
+#endif
 }

@@ -1,14 +1,11 @@
-/* Vectorisable exp, log and log1p, and multi-versioning, for the kernels.
+/* Vectorisable exp, log and log1p for the kernels.
  *
  * glibc only offers a vector exp under -ffast-math, which would also break
  * NaN/Inf semantics.  These branch-free polynomial versions auto-vectorise
  * inside `#pragma omp simd` loops, keep IEEE behaviour (NaN -> NaN,
  * exp(-inf) -> 0, overflow -> inf, log(0) -> -inf, gradual underflow) and are
- * accurate to ~1 ulp.
- *
- * XF_MULTIVERSION makes gcc/clang compile a function for AVX-512, AVX2+FMA and
- * the baseline, and pick the best one once at load time, so a portable build
- * still uses the machine's widest vector unit.
+ * accurate to ~1 ulp.  They are always inlined, so each instruction-set
+ * level's kernels (_xf_levels.h) get their own vector code.
  */
 #ifndef XF_SIMD_H
 #define XF_SIMD_H
@@ -16,16 +13,6 @@
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
-
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#  if __has_attribute(target_clones)
-#    define XF_MULTIVERSION \
-        __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#  endif
-#endif
-#ifndef XF_MULTIVERSION
-#  define XF_MULTIVERSION
-#endif
 
 #define XF_PRAGMA(x) _Pragma(#x)
 #define XF_SIMD XF_PRAGMA(omp simd)

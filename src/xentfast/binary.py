@@ -15,9 +15,9 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _binary
-from ._call import Call
+from ._call import Call, by_dtype
 from ._validation import (as_float_array, check_fits, check_real, check_reduction,
-                          check_unit_interval, given_array)
+                          check_unit_interval)
 
 
 class _Operand(NamedTuple):
@@ -77,18 +77,25 @@ def _operand_args(name, op):
     return {name: op.data, f"{name}_inner": op.inner, f"{name}_period": op.period}
 
 
+_BCE = by_dtype(_binary.binary_cross_entropy)
+_BCE_WITH_LOGITS = by_dtype(_binary.binary_cross_entropy_with_logits)
+_SIGMOID_FOCAL = by_dtype(_binary.sigmoid_focal_loss)
+
+
 def _run(kernel, call, first_name, t, reduction, **options):
-    """Run an elementwise kernel (keyword `options` besides the first
-    argument, target and outputs) and return what the caller asked for."""
+    """Run an elementwise kernel (a by_dtype table; keyword `options` besides
+    the first argument, target and outputs) and return what the caller
+    asked for."""
     n, mean = call.x.size, reduction == "mean"
     loss = np.empty(call.x.shape, call.dtype) if reduction == "none" else None
     grad = call.buffer()
     partial = np.empty(_binary.block_count(n), dtype=np.float64)
     grad_scale = 1.0 / n if mean and n else (0.0 if mean else 1.0)
     if n:
-        kernel(**{first_name: call.xk}, target=t.reshape(-1), grad_scale=grad_scale,
-               loss=None if loss is None else loss.reshape(-1), partial=partial,
-               grad=grad, scratch=np.empty(_binary.scratch_shape(n), call.dtype), **options)
+        kernel[call.dtype](
+            **{first_name: call.xk}, target=t.reshape(-1), grad_scale=grad_scale,
+            loss=None if loss is None else loss.reshape(-1), partial=partial, grad=grad,
+            scratch=np.empty(_binary.scratch_shape(n), call.dtype), **options)
     if loss is None:
         total = float(partial.sum())
         if mean:
@@ -133,8 +140,8 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean",
     w = _operand(weight, "weight", call, "probs")
     check_unit_interval(call.x, "probs", "probabilities")
     check_unit_interval(t, "target", "values")
-    call.check_out(target=(target_arr, t), weight=(given_array(weight), w.data))
-    return _run(_binary.binary_cross_entropy, call, "probs", t, reduction,
+    call.check_out(target=(target_arr, t), weight=(weight, w.data))
+    return _run(_BCE, call, "probs", t, reduction,
                 **_operand_args("weight", w))
 
 
@@ -182,9 +189,9 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     w = _operand(weight, "weight", call, "logits")
     pw = _operand(pos_weight, "pos_weight", call, "logits")
     check_unit_interval(t, "target", "values")
-    call.check_out(target=(target_arr, t), weight=(given_array(weight), w.data),
-                   pos_weight=(given_array(pos_weight), pw.data))
-    return _run(_binary.binary_cross_entropy_with_logits, call, "logits", t, reduction,
+    call.check_out(target=(target_arr, t), weight=(weight, w.data),
+                   pos_weight=(pos_weight, pw.data))
+    return _run(_BCE_WITH_LOGITS, call, "logits", t, reduction,
                 **_operand_args("weight", w), **_operand_args("pos_weight", pw))
 
 
@@ -232,5 +239,5 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none
     gamma = check_fits(check_real(gamma, "gamma", 0.0), "gamma", call.dtype, "logits")
     check_unit_interval(t, "target", "values")
     call.check_out(target=(target_arr, t))
-    return _run(_binary.sigmoid_focal_loss, call, "logits", t, reduction,
+    return _run(_SIGMOID_FOCAL, call, "logits", t, reduction,
                 alpha=alpha, gamma=gamma)

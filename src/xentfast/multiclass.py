@@ -13,7 +13,7 @@ from ._kernels import (cross_entropy_block, label_denominator, nll_block,
                        softmax_focal_block)
 from ._validation import (as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
-                          check_row_vector, check_rows, given_array)
+                          check_row_vector, check_rows)
 
 
 def _finish(call, loss_rows, grad, reduction, denominator):
@@ -97,8 +97,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
                              dtype, "logits")
     w = check_class_vector(weight, n_classes, dtype, "weight")
     sw = check_row_vector(sample_weight, call.row_shape, dtype, "sample_weight")
-    given = dict(weight=(given_array(weight), w),
-                 sample_weight=(given_array(sample_weight), sw))
+    given = dict(weight=(weight, w),
+                 sample_weight=(sample_weight, sw))
 
     target_arr = np.asarray(target)
     if target_arr.dtype.kind == "f":
@@ -120,12 +120,12 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
             )
         t2d, _, _ = check_rows(as_float_array(target_arr, "target", dtype), call.axis,
                                "target")
-        call.check_out(target=(given_array(target), t2d), **given)
+        call.check_out(target=(target, t2d), **given)
         denominator = call.xk.shape[0] if sw is None else float(np.sum(sw, dtype=np.float64))
     else:
         t2d, n_kept, ignore_index = check_labels(target_arr, call.row_shape, n_classes,
                                                  ignore_index)
-        call.check_out(target=(given_array(target), t2d), **given)
+        call.check_out(target=(target, t2d), **given)
         denominator = label_denominator(t2d, ignore_index=ignore_index, weight=w,
                                         sample_weight=sw, n_kept=n_kept)
     grad = call.buffer()
@@ -167,8 +167,8 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     w = check_class_vector(weight, n_classes, dtype, "weight")
     sw = check_row_vector(sample_weight, call.row_shape, dtype, "sample_weight")
     y, n_kept, ignore_index = check_labels(target, call.row_shape, n_classes, ignore_index)
-    call.check_out(target=(given_array(target), y), weight=(given_array(weight), w),
-                   sample_weight=(given_array(sample_weight), sw))
+    call.check_out(target=(target, y), weight=(weight, w),
+                   sample_weight=(sample_weight, sw))
     denominator = label_denominator(y, ignore_index=ignore_index, weight=w,
                                     sample_weight=sw, n_kept=n_kept)
     grad = call.buffer()
@@ -212,7 +212,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     n_classes = call.xk.shape[1]
     a = check_class_vector(alpha, n_classes, call.dtype, "alpha")
     y, n_kept, ignore_index = check_labels(target, call.row_shape, n_classes, ignore_index)
-    call.check_out(target=(given_array(target), y), alpha=(given_array(alpha), a))
+    call.check_out(target=(target, y), alpha=(alpha, a))
     denominator = float(n_kept)
     grad = call.buffer()
     loss_rows = softmax_focal_block(call.xk, y, gamma=gamma, alpha=a,

@@ -2,20 +2,29 @@
 import numpy as np
 
 from . import _softmax
-from ._call import Call
+from ._call import Call, by_dtype
 from ._validation import as_float_array, check_rows
 
 
+_LOG_SOFTMAX = by_dtype(_softmax.log_softmax)
+_LOG_SOFTMAX_SCRATCH = by_dtype(_softmax.log_softmax_scratch)
+_SOFTMAX = by_dtype(_softmax.softmax)
+_LOGSUMEXP = by_dtype(_softmax.logsumexp)
+_LOGSUMEXP_SCRATCH = by_dtype(_softmax.logsumexp_scratch)
+
+
 def _map_rows(kernel, x, axis, out, scratch_shape=None):
-    """Apply a row kernel that maps x to an array of x's shape."""
+    """Apply a row kernel that maps x to an array of x's shape (kernel and
+    scratch_shape: by_dtype tables)."""
     call = Call(x, "x", axis=axis, out=out, out_name="out")
     call.check_out()
     result = call.buffer()
     if call.xk.size:
         scratch = {} if scratch_shape is None else {"scratch": np.empty(
-            scratch_shape(call.xk, in_place=np.may_share_memory(call.xk, result)),
+            scratch_shape[call.dtype](call.xk,
+                                      in_place=np.may_share_memory(call.xk, result)),
             call.dtype)}
-        kernel(x=call.xk, out=result, **scratch)
+        kernel[call.dtype](x=call.xk, out=result, **scratch)
     return call.result(result)
 
 
@@ -41,8 +50,7 @@ def log_softmax(x, axis=-1, *, out=None):
         cancel to 0.  A row with NaN or +inf is NaN; -inf entries are
         classes of probability 0.
     """
-    return _map_rows(_softmax.log_softmax, x, axis, out,
-                     scratch_shape=_softmax.log_softmax_scratch)
+    return _map_rows(_LOG_SOFTMAX, x, axis, out, scratch_shape=_LOG_SOFTMAX_SCRATCH)
 
 
 def softmax(x, axis=-1, *, out=None):
@@ -63,7 +71,7 @@ def softmax(x, axis=-1, *, out=None):
         Probabilities summing to 1 along `axis`.  A row with NaN or +inf, or
         with every entry -inf, is NaN.
     """
-    return _map_rows(_softmax.softmax, x, axis, out)
+    return _map_rows(_SOFTMAX, x, axis, out)
 
 
 def logsumexp(x, axis=-1):
@@ -86,7 +94,7 @@ def logsumexp(x, axis=-1):
     x2d, row_shape, _ = check_rows(x, axis, "x")
     result = np.full(x2d.shape[0], -np.inf)   # the log of an empty sum
     if x2d.size:
-        _softmax.logsumexp(x=x2d, out=result,
-                           scratch=np.empty(_softmax.logsumexp_scratch(x2d), x.dtype))
+        _LOGSUMEXP[x.dtype](x=x2d, out=result,
+                            scratch=np.empty(_LOGSUMEXP_SCRATCH[x.dtype](x2d), x.dtype))
     result = result.astype(x.dtype).reshape(row_shape)
     return result[()] if result.ndim == 0 else result

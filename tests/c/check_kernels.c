@@ -1,0 +1,168 @@
+/* C-level check of the row primitives and an elementwise kernel at every
+ * instruction-set level this CPU supports, against scalar double references.
+ * Built without Python (for a cross-compiled ARM run under qemu, see
+ * .ci/arm_check.sh), so Py_ssize_t is defined here.  Exit status 0: all good.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <math.h>
+typedef ptrdiff_t Py_ssize_t;
+#include "_xf_rows.h"
+#include "_xf_elementwise.h"
+
+static int failures = 0;
+
+static void check(const char *what, int level, Py_ssize_t c, double got, double want, double tol)
+{
+    int ok = (isnan(want) && isnan(got)) || got == want || fabs(got - want) <= tol * (1 + fabs(want));
+    if (!ok) {
+        failures++;
+        if (failures < 20)
+            printf("FAIL %s level %s c=%ld: got %.9g want %.9g\n", what,
+                   xf_level_names[level], (long)c, got, want);
+    }
+}
+
+/* Deterministic pseudo-random logits in [-8, 8). */
+static float next_value(unsigned *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return (float)((*state >> 8) * (16.0 / 16777216.0) - 8.0);
+}
+
+static void check_rows(int level, Py_ssize_t c)
+{
+    float x[1100], e[1100], g[1100];
+    unsigned state = (unsigned)c;
+    for (Py_ssize_t j = 0; j < c; j++)
+        x[j] = next_value(&state);
+    double m_ref = -INFINITY, sum_ref = 0.0;
+    for (Py_ssize_t j = 0; j < c; j++)
+        m_ref = x[j] > m_ref ? x[j] : m_ref;
+    for (Py_ssize_t j = 0; j < c; j++)
+        sum_ref += exp((double)x[j] - m_ref);
+    float m = xf_row_max_f32(x, c);
+    check("row_max", level, c, m, m_ref, 0);
+    double l1p;
+    double others = xf_row_exp_sum_f32(x, c, m, e, &l1p);
+    check("row_exp_sum", level, c, 1 + others, sum_ref, 1e-6);
+    check("row_exp_sum log1p", level, c, l1p, log(sum_ref), 1e-6);
+    for (Py_ssize_t j = 0; j < c; j++)
+        check("row_exp_sum e", level, c, e[j], exp((double)x[j] - m_ref), 3e-7);
+    xf_row_sub_f32(x, c, m, (float)l1p, g);
+    for (Py_ssize_t j = 0; j < c; j++)
+        check("row_sub", level, c, g[j], (double)x[j] - m_ref - log(sum_ref), 1e-6);
+    double w_sum;
+    double dot = xf_row_target_dot_f32(x, c, m, NULL, NULL, 0, 1, &w_sum);
+    double dot_ref = 0;
+    for (Py_ssize_t j = 0; j < c; j++)
+        dot_ref += (double)x[j] - m_ref;
+    check("row_target_dot", level, c, dot, dot_ref, 1e-6);
+    check("row_target_dot c_sum", level, c, w_sum, (double)c, 0);
+    xf_row_scale_sub_f32(e, c, 0.5f, 0.25f, NULL, NULL, 0, 1);
+    for (Py_ssize_t j = 0; j < c; j++)
+        check("row_scale_sub", level, c, e[j], 0.5 * exp((double)x[j] - m_ref) - 0.25, 1e-6);
+}
+
+/* The double instances share the code above; check their exp and sums. */
+static void check_rows_f64(int level, Py_ssize_t c)
+{
+    double x[1100], e[1100];
+    unsigned state = (unsigned)c + 1;
+    for (Py_ssize_t j = 0; j < c; j++)
+        x[j] = next_value(&state) * 10.0;
+    double m_ref = -INFINITY, sum_ref = 0.0;
+    for (Py_ssize_t j = 0; j < c; j++)
+        m_ref = x[j] > m_ref ? x[j] : m_ref;
+    for (Py_ssize_t j = 0; j < c; j++)
+        sum_ref += exp(x[j] - m_ref);
+    double m = xf_row_max_f64(x, c), l1p;
+    check("row_max f64", level, c, m, m_ref, 0);
+    double others = xf_row_exp_sum_f64(x, c, m, e, &l1p);
+    check("row_exp_sum f64", level, c, 1 + others, sum_ref, 1e-14);
+    check("row_exp_sum f64 log1p", level, c, l1p, log(sum_ref), 1e-14);
+    for (Py_ssize_t j = 0; j < c; j++)
+        check("row_exp_sum f64 e", level, c, e[j], exp(x[j] - m_ref), 1e-15);
+}
+
+static void check_tile(int level, Py_ssize_t c, Py_ssize_t nr)
+{
+    float x[XF_LANES * 40], tile[XF_LANES * 40], g[XF_LANES * 40];
+    float m[XF_LANES], others[XF_LANES], l1p[XF_LANES], a[XF_LANES], s[XF_LANES], b[XF_LANES];
+    unsigned state = (unsigned)(c * 31 + nr);
+    for (Py_ssize_t i = 0; i < nr * c; i++)
+        x[i] = next_value(&state);
+    xf_tile_load_f32(x, c, nr, tile);
+    xf_tile_max_f32(tile, c, m);
+    xf_tile_exp_f32(tile, c, m, tile, others, l1p);
+    for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+        a[k] = 2.0f;
+        s[k] = 0.5f;
+        b[k] = 0.25f;
+    }
+    xf_tile_store_f32(tile, c, nr, a, s, b, NULL, g);
+    for (Py_ssize_t k = 0; k < nr; k++) {
+        double mk = -INFINITY, sum = 0;
+        for (Py_ssize_t j = 0; j < c; j++)
+            mk = x[k * c + j] > mk ? x[k * c + j] : mk;
+        for (Py_ssize_t j = 0; j < c; j++)
+            sum += exp((double)x[k * c + j] - mk);
+        check("tile_max", level, c, m[k], mk, 0);
+        check("tile_exp others", level, c, 1 + others[k], sum, 1e-6);
+        check("tile_exp log1p", level, c, l1p[k], log(sum), 1e-6);
+        for (Py_ssize_t j = 0; j < c; j++)
+            check("tile_store", level, c, g[k * c + j],
+                  2 * exp((double)x[k * c + j] - mk) - 0.75, 1e-6);
+    }
+}
+
+static void check_bce_logits(int level)
+{
+    enum { N = 1000 };
+    float x[N], t[N], w[N], loss[N], grad[N];
+    unsigned state = 7;
+    for (int i = 0; i < N; i++) {
+        x[i] = 3 * next_value(&state);
+        t[i] = (float)(i % 3 == 0);
+        w[i] = 1;
+    }
+    double total = xf_bce_logits_block_f32(x, t, w, w, N, 1.0f, loss, grad);
+    double total_ref = 0;
+    for (int i = 0; i < N; i++) {
+        double xi = x[i];
+        double li = fmax(xi, 0) - xi * t[i] + log1p(exp(-fabs(xi)));
+        total_ref += li;
+        check("bce_logits loss", level, N, loss[i], li, 1e-6);
+        check("bce_logits grad", level, N, grad[i], 1 / (1 + exp(-xi)) - t[i], 1e-6);
+    }
+    check("bce_logits sum", level, N, total, total_ref, 1e-6);
+}
+
+int main(void)
+{
+    int best = xf_best_level, levels = 0;
+    for (int level = 0; level <= best; level++) {
+        xf_choose_level(xf_level_names[level]);
+        if (xf_level != level) {
+            printf("FAIL: XENTFAST_SIMD=%s chose level %d\n", xf_level_names[level], xf_level);
+            return 1;
+        }
+        for (Py_ssize_t c = 1; c <= 1100; c += c < 40 ? 1 : 97) {
+            check_rows(level, c);
+            check_rows_f64(level, c);
+        }
+        for (Py_ssize_t c = 1; c <= 40; c++)
+            for (Py_ssize_t nr = 1; nr <= XF_LANES; nr += 5)
+                check_tile(level, c, nr);
+        check_bce_logits(level);
+        printf("level %s checked\n", xf_level_names[level]);
+        levels++;
+    }
+    xf_choose_level("no-such-level");
+    if (xf_env_status != XF_ENV_UNKNOWN || xf_level != best) {
+        printf("FAIL: an unknown level name is not ignored\n");
+        return 1;
+    }
+    printf("%s: %d level(s), %d failure(s)\n", failures ? "FAILED" : "OK", levels, failures);
+    return failures != 0;
+}
