@@ -1,4 +1,8 @@
-"""A two-layer MLP in plain NumPy, trained on scikit-learn's digits with xentfast.
+"""
+A two-layer MLP in plain NumPy on digits
+========================================
+
+A two-layer MLP in plain NumPy, trained on scikit-learn's digits with xentfast.
 
 The network is ``logits = relu(X @ W1 + b1) @ W2 + b2``; the loss and its
 gradient with respect to the logits come from one call to
@@ -21,6 +25,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import xentfast as xf
+
+DESCRIPTION = "Train a two-layer NumPy MLP on digits with xentfast."
 
 
 def load_data(seed):
@@ -125,7 +131,7 @@ def plot(history, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--quick", action="store_true",
                         help="5 epochs, no plot (used by the test suite)")

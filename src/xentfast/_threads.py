@@ -1,5 +1,6 @@
 """Thread control, process-wide, in step with threadpoolctl."""
 import contextlib
+from collections.abc import Iterator
 import operator
 import os
 import threading
@@ -14,13 +15,17 @@ from . import _openmp
 _MAX_THREADS = max(64, 4 * (os.cpu_count() or 1))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Number of threads the kernels use.
 
     The value given to `set_num_threads`, else OpenMP's (``OMP_NUM_THREADS``,
     else the number of cores, or what threadpoolctl limits it to).  Always 1
     in a process forked from another when xentfast was built with GCC's
     OpenMP runtime (libgomp), whose threads do not survive ``fork``.
+
+    Returns
+    -------
+    int
     """
     return _openmp.get_threads()
 
@@ -41,7 +46,7 @@ def _check(n):
     return n
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Set the number of threads the kernels use, for every thread of the process.
 
     Parameters
@@ -72,13 +77,18 @@ os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release,
 
 
 @contextlib.contextmanager
-def num_threads(n):
+def num_threads(n: int) -> Iterator[None]:
     """Context manager: run the block with `n` threads, then restore the
     previous setting (including "follow OpenMP/threadpoolctl").
 
     Blocks may overlap in several Python threads: the setting is the one
     of the latest block still open, and the one from before them all once
     every block has closed.
+
+    Parameters
+    ----------
+    n : int
+        From 1 to ``max(64, 4 * os.cpu_count())``, as in `set_num_threads`.
     """
     n = _check(n)
     seen = _openmp.thread_state()   # this thread's OpenMP setting

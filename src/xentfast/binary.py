@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _binary
 from ._call import Call, by_dtype
+from ._typing import Any, ArrayLike, FloatArray, Reduction
 from ._validation import (as_float_array, check_fits, check_real, check_reduction,
                           check_unit_interval)
 
@@ -104,8 +105,10 @@ def _run(kernel, call, first_name, t, reduction, **options):
     return (loss, call.result(grad)) if call.wanted else loss
 
 
-def binary_cross_entropy(probs, target, *, weight=None, reduction="mean",
-                         return_grad=False, grad_out=None):
+def binary_cross_entropy(probs: ArrayLike, target: ArrayLike, *,
+                         weight: ArrayLike | None = None, reduction: Reduction = "mean",
+                         return_grad: bool = False,
+                         grad_out: FloatArray | None = None) -> Any:
     """Binary cross-entropy of probabilities, as ``torch.nn.functional.binary_cross_entropy``.
 
     ``loss = -weight * (t * log(p) + (1 - t) * log(1 - p))`` elementwise, each
@@ -145,9 +148,11 @@ def binary_cross_entropy(probs, target, *, weight=None, reduction="mean",
                 **_operand_args("weight", w))
 
 
-def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
-                                     reduction="mean", return_grad=False,
-                                     grad_out=None):
+def binary_cross_entropy_with_logits(logits: ArrayLike, target: ArrayLike, *,
+                                     weight: ArrayLike | None = None,
+                                     pos_weight: ArrayLike | None = None,
+                                     reduction: Reduction = "mean", return_grad: bool = False,
+                                     grad_out: FloatArray | None = None) -> Any:
     """Binary cross-entropy of ``sigmoid(logits)``, computed stably, as
     ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -195,8 +200,9 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
                 **_operand_args("weight", w), **_operand_args("pos_weight", pw))
 
 
-def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none",
-                       return_grad=False, grad_out=None):
+def sigmoid_focal_loss(logits: ArrayLike, target: ArrayLike, *, alpha: float = 0.25,
+                       gamma: float = 2.0, reduction: Reduction = "none",
+                       return_grad: bool = False, grad_out: FloatArray | None = None) -> Any:
     """Focal loss of ``sigmoid(logits)`` (Lin et al. 2017), as torchvision's
     ``sigmoid_focal_loss``.
 
@@ -211,6 +217,7 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="none
     Parameters
     ----------
     logits : array_like, any shape
+        Unnormalised scores, one per element.
     target : array_like, same shape as `logits`
         Target probabilities in [0, 1] (usually 0 or 1; soft allowed).
     alpha : float, default 0.25

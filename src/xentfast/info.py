@@ -14,6 +14,7 @@ import numbers
 
 import numpy as np
 
+from ._typing import Any, ArrayLike
 from ._validation import check_axis, compute_dtype
 
 __all__ = ["cross_entropy", "entropy", "kl_divergence"]
@@ -71,7 +72,7 @@ def _finish(terms, axis, log_base, dtype):
     return total.astype(dtype)
 
 
-def entropy(p, axis=-1, *, base=None):
+def entropy(p: ArrayLike, axis: int = -1, *, base: float | None = None) -> Any:
     """Shannon entropy ``-sum(p * log(p))`` along `axis`, with ``0 log 0 = 0``.
 
     Parameters
@@ -96,7 +97,8 @@ def entropy(p, axis=-1, *, base=None):
     return _finish(terms, axis, log_base, dtype)
 
 
-def cross_entropy(p, q, axis=-1, *, base=None):
+def cross_entropy(p: ArrayLike, q: ArrayLike, axis: int = -1, *,
+                  base: float | None = None) -> Any:
     """Cross-entropy ``-sum(p * log(q))`` along `axis`.
 
     A term with ``p == 0`` is 0 whatever ``q`` is; ``q == 0 < p`` gives inf.
@@ -113,6 +115,11 @@ def cross_entropy(p, q, axis=-1, *, base=None):
     Returns
     -------
     NumPy scalar or ndarray
+
+    See Also
+    --------
+    xentfast.cross_entropy : The loss ``H(target, softmax(logits))`` and its gradient.
+    entropy, kl_divergence
     """
     p, q, dtype = _pair(p, q)
     log_base = _log_base(base)
@@ -121,7 +128,8 @@ def cross_entropy(p, q, axis=-1, *, base=None):
     return _finish(terms, axis, log_base, dtype)
 
 
-def kl_divergence(p, q, axis=-1, *, base=None):
+def kl_divergence(p: ArrayLike, q: ArrayLike, axis: int = -1, *,
+                  base: float | None = None) -> Any:
     """Kullback-Leibler divergence ``sum(p * log(p / q))`` along `axis`.
 
     A term with ``p == 0`` is 0 whatever ``q`` is; ``q == 0 < p`` gives inf.

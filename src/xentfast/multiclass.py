@@ -11,6 +11,7 @@ import numpy as np
 from ._call import Call
 from ._kernels import (cross_entropy_block, label_denominator, nll_block,
                        softmax_focal_block)
+from ._typing import Any, ArrayLike, FloatArray, Reduction
 from ._validation import (as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
                           check_row_vector, check_rows)
@@ -35,10 +36,11 @@ def _grad_scale(reduction, denominator):
     return 1.0 / denominator if denominator != 0 else 0.0
 
 
-def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
-                  reduction="mean", label_smoothing=0.0, sample_weight=None,
-                  z_loss=0.0, softcap=None, axis=-1, return_grad=False,
-                  grad_out=None):
+def cross_entropy(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+                  ignore_index: int = -100, reduction: Reduction = "mean",
+                  label_smoothing: float = 0.0, sample_weight: ArrayLike | None = None,
+                  z_loss: float = 0.0, softcap: float | None = None, axis: int = -1,
+                  return_grad: bool = False, grad_out: FloatArray | None = None) -> Any:
     """Cross-entropy between softmax(logits) and the target, as in
     ``torch.nn.functional.cross_entropy``, with a fused gradient.
 
@@ -85,6 +87,11 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         In the compute dtype (float32 for float16 input).
     grad : ndarray
         Only with ``return_grad=True``.
+
+    See Also
+    --------
+    xentfast.info.cross_entropy : ``H(p, q)`` of two given distributions.
+    nll_loss : The same loss from log-probabilities.
     """
     call = Call(logits, "logits", axis=axis, out=grad_out, wanted=return_grad)
     check_reduction(reduction)
@@ -136,9 +143,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     return _finish(call, loss_rows, grad, reduction, denominator)
 
 
-def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
-             reduction="mean", sample_weight=None, axis=-1, return_grad=False,
-             grad_out=None):
+def nll_loss(log_probs: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+             ignore_index: int = -100, reduction: Reduction = "mean",
+             sample_weight: ArrayLike | None = None, axis: int = -1,
+             return_grad: bool = False, grad_out: FloatArray | None = None) -> Any:
     """Negative log-likelihood of integer labels given log-probabilities, as in
     ``torch.nn.functional.nll_loss``.
 
@@ -177,14 +185,17 @@ def nll_loss(log_probs, target, *, weight=None, ignore_index=-100,
     return _finish(call, loss_rows, grad, reduction, denominator)
 
 
-def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-100,
-                       reduction="mean", axis=-1, return_grad=False, grad_out=None):
+def softmax_focal_loss(logits: ArrayLike, target: ArrayLike, *, gamma: float = 2.0,
+                       alpha: ArrayLike | None = None, ignore_index: int = -100,
+                       reduction: Reduction = "mean", axis: int = -1,
+                       return_grad: bool = False, grad_out: FloatArray | None = None) -> Any:
     """Multiclass focal loss ``-alpha[y] * (1 - p_y)**gamma * log(p_y)`` with
     ``p = softmax(logits)``, computed in log space.
 
     Parameters
     ----------
     logits : array_like, shape (..., C, ...)
+        Unnormalised scores; `axis` is the class axis.
     target : array_like of integers
         Labels in [0, C) or `ignore_index`.
     gamma : float >= 0, default 2.0
@@ -192,6 +203,7 @@ def softmax_focal_loss(logits, target, *, gamma=2.0, alpha=None, ignore_index=-1
     alpha : array_like of shape (C,), optional
         Per-class weights (all ones when None).
     ignore_index : int, default -100
+        Label of rows that contribute nothing.
     reduction : {'mean', 'sum', 'none'}, default 'mean'
         'mean' divides by the number of rows not ignored (NaN, with a zero
         gradient, when there are none).

@@ -120,7 +120,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         Number of L-BFGS iterations run.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Feature names seen in ``fit``, when ``X`` has string column names.
 
     Examples

@@ -3,6 +3,7 @@ import numpy as np
 
 from . import _softmax
 from ._call import Call, by_dtype
+from ._typing import Any, ArrayLike, FloatArray
 from ._validation import as_float_array, check_rows
 
 
@@ -28,7 +29,7 @@ def _map_rows(kernel, x, axis, out, scratch_shape=None):
     return call.result(result)
 
 
-def log_softmax(x, axis=-1, *, out=None):
+def log_softmax(x: ArrayLike, axis: int = -1, *, out: FloatArray | None = None) -> FloatArray:
     """Logarithm of the softmax along `axis`, computed stably.
 
     Parameters
@@ -53,7 +54,7 @@ def log_softmax(x, axis=-1, *, out=None):
     return _map_rows(_LOG_SOFTMAX, x, axis, out, scratch_shape=_LOG_SOFTMAX_SCRATCH)
 
 
-def softmax(x, axis=-1, *, out=None):
+def softmax(x: ArrayLike, axis: int = -1, *, out: FloatArray | None = None) -> FloatArray:
     """Softmax along `axis`: ``exp(x - logsumexp(x))``, stable for any finite x.
 
     Parameters
@@ -74,7 +75,7 @@ def softmax(x, axis=-1, *, out=None):
     return _map_rows(_SOFTMAX, x, axis, out)
 
 
-def logsumexp(x, axis=-1):
+def logsumexp(x: ArrayLike, axis: int = -1) -> Any:
     """``log(sum(exp(x), axis))``, computed stably.
 
     Parameters
