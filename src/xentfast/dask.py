@@ -39,15 +39,11 @@ import xentfast as xf
 
 from . import _kernels
 from . import _vocab_parallel as vp
+from .linear import LinearGrads
 from ._validation import (as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
                           check_row_vector, compute_dtype)
 
-try:
-    from .linear import LinearGrads
-except ImportError:   # TEMPORARY until xentfast.linear is merged
-    import collections
-    LinearGrads = collections.namedtuple("LinearGrads", ["x", "W", "bias"])
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "log_softmax", "logsumexp", "softmax"]
 
