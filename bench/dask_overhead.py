@@ -189,7 +189,8 @@ def main():
     args = p.parse_args()
     args.sizes = [float(s) for s in args.sizes.split(",")]
     if args.quick:
-        args.rows, args.rounds, args.sizes, args.fit_rows, args.fit_rounds = 8192, 3, [0.125], 40_000, 1
+        args.rows, args.rounds, args.sizes = 8192, 3, [0.125]
+        args.fit_rows, args.fit_rounds = 40_000, 1
     only = args.only.split(",")
     if "overhead" in only:
         overhead(args)

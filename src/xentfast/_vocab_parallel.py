@@ -184,8 +184,8 @@ class _Rows:
                 self.y = y.reshape(-1).astype(np.int64)
                 self.kept = self.y != o.row_ignore
                 self.x_y = st["xy"] - self.m
-                self.w_y = (np.ones(len(st)) if w is None else
-                            np.asarray(w, dtype=o.dtype).astype(np.float64)[np.where(self.kept, self.y, 0)])
+                w = np.ones(o.n_classes) if w is None else np.asarray(w, dtype=o.dtype)
+                self.w_y = w.astype(np.float64)[np.where(self.kept, self.y, 0)]
         self.o = o
         self.s_g = self.s * grad_scale
 

@@ -60,7 +60,7 @@ def _dask_rows(method):
     @functools.wraps(method)
     def on_rows(self, X):
         if _is_dask_array(X):
-            from .dask import _map_row_blocks
+            from ._dask_estimator import _map_row_blocks
             return _map_row_blocks(self, method.__name__, X)
         return method(self, X)
     return on_rows
@@ -207,7 +207,7 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
         """
         self._check_params()
         if _is_dask_array(X):
-            from .dask import _fit_classifier
+            from ._dask_estimator import _fit_classifier
             return _fit_classifier(self, X, y, sample_weight)
         X, y = validate_data(self, X, y, dtype=np.float64, order="C")
         check_classification_targets(y)
