@@ -1,4 +1,8 @@
-"""Out of core with xentfast.dask: data several times a worker's memory.
+"""
+Out of core with xentfast.dask
+==============================
+
+Out of core with xentfast.dask: data several times a worker's memory.
 
 1. Writes logits (N x C float32, with labels) to a zarr store on disk,
    starts a dask.distributed LocalCluster whose workers may each hold at most
@@ -11,9 +15,11 @@
 It prints the time of each step, each worker's peak memory (the workers'
 own peak resident set size, read on the workers) and what the cluster
 spilled, and checks the results against xentfast in memory on a subsample.
-Run:
+Run::
+
     python examples/dask_out_of_core.py               # 2.6 GB per dataset
     python examples/dask_out_of_core.py --quick       # a smoke test (seconds)
+
 Options: --rows N --classes C --features D --workers W --memory-limit BYTES
 --dir PATH (default: a temporary directory, removed afterwards).
 """
@@ -37,7 +43,8 @@ from xentfast.sklearn import CrossEntropyClassifier
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description="Out of core with xentfast.dask: data several times a worker's memory.")
     p.add_argument("--rows", type=int, default=640_000, help="rows of logits")
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--features", type=int, default=64,

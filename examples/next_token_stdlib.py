@@ -1,4 +1,8 @@
-"""A word-level next-token model trained on the Python standard library's own
+"""
+Next-token model on the standard library with linear_cross_entropy
+==================================================================
+
+A word-level next-token model trained on the Python standard library's own
 source, with the output layer computed by ``xentfast.linear_cross_entropy``.
 
 The text is every ``.py`` file of the running Python's standard library (on

@@ -1,4 +1,8 @@
-"""A PyTorch training loop with xentfast's loss: the same model, data and seed
+"""
+A PyTorch training loop with xentfast.torch
+===========================================
+
+A PyTorch training loop with xentfast's loss: the same model, data and seed
 trained with ``torch.nn.CrossEntropyLoss`` and with
 ``xentfast.torch.CrossEntropyLoss``.
 
@@ -65,7 +69,7 @@ def train_both(loss_fns, x, y, args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description="A PyTorch training loop with xentfast.torch.")
     p.add_argument("--classes", type=int, default=2000)
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--samples", type=int, default=32768)

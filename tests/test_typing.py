@@ -42,6 +42,13 @@ sigmoid_focal = xf.sigmoid_focal_loss(logits, targets, alpha=0.25, gamma=2.0)
 h = info.entropy(probs, base=2)
 kl = info.kl_divergence(probs, probs) + info.cross_entropy(probs, probs, axis=-1)
 
+h_hidden = np.zeros((8, 16), np.float32)
+W_out = np.zeros((5, 16), np.float32)
+head_loss, head_grads = xf.linear_cross_entropy(h_hidden, W_out, labels, return_grad=True,
+                                                chunk_size=4)
+config: dict[str, object] = xf.config_info()
+xf.show_config()
+
 n: int = xf.get_num_threads()
 xf.set_num_threads(n)
 with xf.num_threads(1):
@@ -62,6 +69,7 @@ xf.cross_entropy(x, y, "mean")                    # options are keyword-only
 xf.set_num_threads("2")                           # not an int
 n: str = xf.get_num_threads()                     # returns an int
 xf.info.entropy(x, base="2")                      # base is a number
+xf.linear_cross_entropy(x, x, y, chunk_size=0.5)  # chunk_size is an int
 """
 
 

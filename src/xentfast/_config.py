@@ -10,6 +10,7 @@ import warnings
 
 from . import _simd
 from ._threads import get_num_threads
+from ._typing import Any
 
 ENV_VAR = "XENTFAST_SIMD"
 
@@ -33,7 +34,7 @@ def _warn_about_env():
             RuntimeWarning, stacklevel=2)
 
 
-def config_info():
+def config_info() -> dict[str, Any]:
     """The build and runtime configuration of xentfast, as a dict.
 
     Returns
@@ -60,7 +61,7 @@ def config_info():
     }
 
 
-def show_config():
+def show_config() -> None:
     """Print `config_info`, one item a line."""
     info = config_info()
     width = max(len(key) for key in info)

@@ -24,6 +24,7 @@ from collections import namedtuple
 import numpy as np
 
 from ._kernels import cross_entropy_block, label_denominator
+from ._typing import Any, ArrayLike, Reduction
 from ._validation import (as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
                           check_row_vector, compute_dtype)
@@ -111,10 +112,12 @@ def _accumulate_dW(dW, G, x_chunk, tile):
         np.add(dW[v0:v1], t, out=dW[v0:v1])
 
 
-def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-100,
-                         reduction="mean", label_smoothing=0.0, sample_weight=None,
-                         z_loss=0.0, softcap=None, return_grad=False,
-                         chunk_size=None):
+def linear_cross_entropy(x: ArrayLike, W: ArrayLike, target: ArrayLike, *,
+                         bias: ArrayLike | None = None, weight: ArrayLike | None = None,
+                         ignore_index: int = -100, reduction: Reduction = "mean",
+                         label_smoothing: float = 0.0, sample_weight: ArrayLike | None = None,
+                         z_loss: float = 0.0, softcap: float | None = None,
+                         return_grad: bool = False, chunk_size: int | None = None) -> Any:
     """Cross-entropy of the logits ``x @ W.T + bias``, with its gradients,
     without ever holding all the logits.
 
