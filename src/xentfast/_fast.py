@@ -30,7 +30,7 @@ def plain_out(out, x):
     if out is None:
         return True
     return (type(out) is np.ndarray and out.shape == x.shape and out.dtype == x.dtype
-            and out.flags.c_contiguous and out.flags.writeable and out.flags.aligned
+            and out.flags.carray   # C-contiguous, aligned and writeable
             and (out is x or not np.may_share_memory(out, x)))
 
 

@@ -164,21 +164,21 @@ def _cross_entropy_fast(x, target, weight, ignore_index, reduction, axis, return
     y = _fast.plain_labels(target, n_rows)
     if (y is None or not _fast.plain_vector(weight, n_classes, x.dtype)
             or not _fast.plain_out(grad_out, x)
-            or not _fast.apart(grad_out, target, y, weight)):
+            or not _fast.apart(grad_out, target, None if y is target else y, weight)):
         return None
     bad, ignored = _scan.scan_labels(y, n_classes, ignore_index)
     if bad >= 0:
         return None
-    denominator = label_denominator(y, ignore_index=ignore_index, weight=weight,
-                                    n_kept=n_rows - ignored)
-    grad = (np.empty_like(x) if grad_out is None else grad_out) if return_grad else None
+    denominator = float(n_rows - ignored) if weight is None else label_denominator(
+        y, ignore_index=ignore_index, weight=weight, n_kept=n_rows - ignored)
+    grad = (np.empty(x.shape, x.dtype) if grad_out is None else grad_out) if return_grad else None
     loss_rows = cross_entropy_block(x, y, weight=weight, ignore_index=ignore_index,
                                     grad_scale=_grad_scale(reduction, denominator),
                                     grad_out=grad)
     if reduction == "none":
         loss = loss_rows.astype(x.dtype)
     else:
-        total = np.add.reduce(loss_rows)
+        total = loss_rows.sum()
         if reduction == "mean":
             total = total / denominator if denominator != 0 else np.nan
         loss = x.dtype.type(total)
