@@ -8,11 +8,12 @@ result does not depend on the number of threads).
 """
 import numpy as np
 
+from . import _fast, _scan
 from ._call import Call
 from ._kernels import (cross_entropy_block, label_denominator, nll_block,
                        softmax_focal_block)
 from ._typing import Any, ArrayLike, FloatArray, Reduction
-from ._validation import (as_float_array, check_class_vector, check_fits,
+from ._validation import (REDUCTIONS, as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
                           check_row_vector, check_rows)
 
@@ -93,6 +94,13 @@ def cross_entropy(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | N
     xentfast.info.cross_entropy : ``H(p, q)`` of two given distributions.
     nll_loss : The same loss from log-probabilities.
     """
+    if (softcap is None and sample_weight is None
+            and type(label_smoothing) in (float, int) and label_smoothing == 0
+            and type(z_loss) in (float, int) and z_loss == 0):   # see _fast.py
+        result = _cross_entropy_fast(logits, target, weight, ignore_index, reduction,
+                                     axis, return_grad, grad_out)
+        if result is not None:
+            return result
     call = Call(logits, "logits", axis=axis, out=grad_out, wanted=return_grad)
     check_reduction(reduction)
     ignore_index = check_ignore_index(ignore_index)
@@ -141,6 +149,40 @@ def cross_entropy(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | N
         sample_weight=sw, z_loss=z_loss, softcap=softcap,
         grad_scale=_grad_scale(reduction, denominator), grad_out=grad)
     return _finish(call, loss_rows, grad, reduction, denominator)
+
+
+def _cross_entropy_fast(x, target, weight, ignore_index, reduction, axis, return_grad,
+                        grad_out):
+    """`cross_entropy` of a (rows, C) block with labels and at most weight,
+    ignore_index and reduction as options (_fast.py), or None when a check
+    fails: the caller then takes the general path, which raises or handles it."""
+    if not (_fast.plain_rows(x, axis) and x.ndim == 2 and _fast.plain_int(ignore_index)
+            and type(reduction) is str and reduction in REDUCTIONS
+            and (grad_out is None or return_grad)):
+        return None
+    n_rows, n_classes = x.shape
+    y = _fast.plain_labels(target, n_rows)
+    if (y is None or not _fast.plain_vector(weight, n_classes, x.dtype)
+            or not _fast.plain_out(grad_out, x)
+            or not _fast.apart(grad_out, target, None if y is target else y, weight)):
+        return None
+    bad, ignored = _scan.scan_labels(y, n_classes, ignore_index)
+    if bad >= 0:
+        return None
+    denominator = float(n_rows - ignored) if weight is None else label_denominator(
+        y, ignore_index=ignore_index, weight=weight, n_kept=n_rows - ignored)
+    grad = (np.empty(x.shape, x.dtype) if grad_out is None else grad_out) if return_grad else None
+    loss_rows = cross_entropy_block(x, y, weight=weight, ignore_index=ignore_index,
+                                    grad_scale=_grad_scale(reduction, denominator),
+                                    grad_out=grad)
+    if reduction == "none":
+        loss = loss_rows.astype(x.dtype)
+    else:
+        total = loss_rows.sum()
+        if reduction == "mean":
+            total = total / denominator if denominator != 0 else np.nan
+        loss = x.dtype.type(total)
+    return (loss, grad) if return_grad else loss
 
 
 def nll_loss(log_probs: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,

@@ -1,7 +1,7 @@
 """The softmax family: log_softmax, softmax, logsumexp over any axis."""
 import numpy as np
 
-from . import _softmax
+from . import _fast, _softmax
 from ._call import Call, by_dtype
 from ._typing import Any, ArrayLike, FloatArray
 from ._validation import as_float_array, check_rows
@@ -17,6 +17,13 @@ _LOGSUMEXP_SCRATCH = by_dtype(_softmax.logsumexp_scratch)
 def _map_rows(kernel, x, axis, out, scratch_shape=None):
     """Apply a row kernel that maps x to an array of x's shape (kernel and
     scratch_shape: by_dtype tables)."""
+    if _fast.plain_rows(x, axis) and _fast.plain_out(out, x):   # see _fast.py
+        xk = x.reshape(-1, x.shape[-1])
+        result = np.empty_like(x) if out is None else out
+        scratch = {} if scratch_shape is None else {"scratch": np.empty(
+            scratch_shape[x.dtype](xk, in_place=result is x), x.dtype)}
+        kernel[x.dtype](x=xk, out=result.reshape(xk.shape), **scratch)
+        return result
     call = Call(x, "x", axis=axis, out=out, out_name="out")
     call.check_out()
     result = call.buffer()
