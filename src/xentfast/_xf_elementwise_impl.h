@@ -175,7 +175,9 @@ static XF_TARGET double XF_NAME(xf_sigmoid_focal_block)(
         const XF_T *xc = x + c, *tc = t + c;
         XF_T *lc = loss + c, *gc = grad + c;
         XF_NAME(xf_exp_neg_abs)(xc, m, e);
-        memcpy(sig, e, m * sizeof(XF_T));
+        XF_SIMD
+        for (Py_ssize_t i = 0; i < m; i++)          /* a loop, not memcpy: gcc cannot */
+            sig[i] = e[i];                           /* bound m and warns on memcpy */
         XF_NAME(xf_softplus_sigmoid)(sig, m, softplus);   /* sig = sigmoid(-|x|) */
         XF_SIMD
         for (Py_ssize_t i = 0; i < m; i++) {       /* log q */

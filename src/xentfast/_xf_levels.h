@@ -8,11 +8,18 @@
  */
 #include "_xf_dispatch.h"
 
+/* Every module includes every primitive but calls only some of them. */
+#if defined(__GNUC__)
+#  define XF_MAYBE_UNUSED __attribute__((unused))
+#else
+#  define XF_MAYBE_UNUSED
+#endif
+
 #define XF_PASTE2(a, b) a##b
 #define XF_PASTE(a, b) XF_PASTE2(a, b)
 
 #define XF_NAME(f) XF_PASTE(XF_DT_NAME(f), _l0)
-#define XF_TARGET
+#define XF_TARGET XF_MAYBE_UNUSED
 #define XF_LEVEL_NUM 0
 #include XF_IMPL
 #undef XF_NAME
@@ -21,7 +28,7 @@
 
 #if XF_N_LEVELS >= 3
 #define XF_NAME(f) XF_PASTE(XF_DT_NAME(f), _l1)
-#define XF_TARGET XF_TARGET_L1
+#define XF_TARGET XF_MAYBE_UNUSED XF_TARGET_L1
 #define XF_LEVEL_NUM 1
 #include XF_IMPL
 #undef XF_NAME
@@ -29,7 +36,7 @@
 #undef XF_LEVEL_NUM
 
 #define XF_NAME(f) XF_PASTE(XF_DT_NAME(f), _l2)
-#define XF_TARGET XF_TARGET_L2
+#define XF_TARGET XF_MAYBE_UNUSED XF_TARGET_L2
 #define XF_LEVEL_NUM 2
 #include XF_IMPL
 #undef XF_NAME
