@@ -71,6 +71,29 @@ def test_chunked_in_place_equals_the_public_function(dtype, options):
     assert dtype(loss_rows.sum() / denominator) == loss
 
 
+@pytest.mark.parametrize("target", ["labels", "probabilities"])
+def test_max_threads_changes_no_bit(target):
+    # what the fused linear cross-entropy asks for (a serial kernel between
+    # the BLAS's GEMMs): the same bits as the threaded call, both right
+    x, y = inputs(np.float32, n=4096, c=300)
+    t = y if target == "labels" else softmax64(x[::-1].astype(np.float64)).astype(np.float32)
+    results = []
+    for max_threads in (None, 1):
+        with xf.num_threads(2):
+            grad = np.empty_like(x)
+            rows = _kernels.cross_entropy_block(x, t, grad_out=grad, max_threads=max_threads)
+        results.append((rows, grad))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    p = softmax64(x.astype(np.float64))
+    if target == "labels":
+        kept = y != -100
+        ref = np.where(kept, -np.log(p[np.arange(len(y)), np.where(kept, y, 0)]), 0.0)
+    else:
+        ref = -(t * np.log(p)).sum(axis=1)
+    np.testing.assert_allclose(results[1][0], ref, rtol=1e-5, atol=1e-5)
+
+
 def test_probability_targets_and_no_gradient():
     x, _ = inputs(np.float64, n=9, c=20)
     t = softmax64(np.random.default_rng(1).standard_normal((9, 20)))

@@ -39,13 +39,17 @@ def _loss_buffer(loss_out, n_rows):
     return np.empty(n_rows, np.float64) if loss_out is None else loss_out
 
 
-def _scratch(shape, logits):
+def _scratch(shape, logits, max_threads=None):
+    """The kernel's scratch: one row per thread, so its rows cap the threads."""
+    if max_threads is not None:
+        shape = (min(shape[0], max_threads), shape[1])
     return np.empty(shape, logits.dtype)
 
 
 def cross_entropy_block(logits, target, *, weight=None, ignore_index=-100,
                         label_smoothing=0.0, sample_weight=None, z_loss=0.0,
-                        softcap=None, grad_scale=1.0, grad_out=None, loss_out=None):
+                        softcap=None, grad_scale=1.0, grad_out=None, loss_out=None,
+                        max_threads=None):
     """Per-row cross-entropy of a (rows, C) block, and its gradient in place.
 
     Parameters
@@ -73,6 +77,9 @@ def cross_entropy_block(logits, target, *, weight=None, ignore_index=-100,
         Receives the per-row losses, weighted (``sample_weight_i *
         weight[y_i]`` scale the row's term; ignored rows give 0), not
         divided by anything.  Allocated when None.
+    max_threads : int >= 1, optional
+        At most this many threads (None: the process's setting).  The
+        result is the same bitwise for any count.
 
     Returns
     -------
@@ -90,14 +97,14 @@ def cross_entropy_block(logits, target, *, weight=None, ignore_index=-100,
             softcap=softcap, grad_scale=grad_scale, loss=loss_out, grad=grad_out,
             scratch=_scratch(_CROSS_ENTROPY_LABELS_SCRATCH[dtype](
                 logits, grad=grad, label_smoothing=label_smoothing, softcap=softcap),
-                logits))
+                logits, max_threads))
     else:
         _CROSS_ENTROPY_PROBS[dtype](
             logits=logits, target=target, weight=weight, sample_weight=sample_weight,
             label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
             grad_scale=grad_scale, loss=loss_out, grad=grad_out,
             scratch=_scratch(_CROSS_ENTROPY_PROBS_SCRATCH[dtype](
-                logits, grad=grad, softcap=softcap), logits))
+                logits, grad=grad, softcap=softcap), logits, max_threads))
     return loss_out
 
 
