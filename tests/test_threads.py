@@ -494,3 +494,30 @@ def test_forked_child_says_it_runs_on_one_thread():
     child, parent = _run_child_script(_FORK_ASK_THREADS).splitlines()
     assert child == "1 1 ['RuntimeWarning']"
     assert parent == "2"
+
+
+def _scratch_shapes(x):
+    from xentfast import _multiclass, _softmax
+    return {
+        "log_softmax in place": _softmax.log_softmax_scratch(x, in_place=True),
+        "log_softmax into out": _softmax.log_softmax_scratch(x, in_place=False),
+        "logsumexp": _softmax.logsumexp_scratch(x),
+        "cross_entropy labels": _multiclass.cross_entropy_labels_scratch(x, grad=True),
+        "cross_entropy labels, smoothed, capped": _multiclass.cross_entropy_labels_scratch(
+            x, grad=False, label_smoothing=0.1, softcap=5.0),
+        "cross_entropy probs": _multiclass.cross_entropy_probs_scratch(x, grad=True),
+        "softmax_focal": _multiclass.softmax_focal_labels_scratch(x, grad=True),
+    }
+
+
+@pytest.mark.parametrize("c", [10, 100, 1000])   # tile and row paths at each dtype
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_kernel_with_scratch_gets_the_threads_it_may_use(dtype, c):
+    # a kernel with scratch runs scratch.shape[0] threads: a shape function
+    # that says 1 makes the kernel serial whatever the setting (log_softmax
+    # into `out` did, at every C above the tile limit)
+    x = np.zeros((65536 // c * 4, c), dtype)
+    for n in (1, 2):
+        with xf.num_threads(n):
+            shapes = _scratch_shapes(x)
+        assert {name: s[0] for name, s in shapes.items()} == dict.fromkeys(shapes, n)

@@ -62,10 +62,11 @@ cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
 
 def log_softmax_scratch(const floating[:, ::1] x, *, bint in_place):
     """Shape of the `scratch` array `log_softmax` needs for `x`: a row for the
-    exps only when `out` is `x` (otherwise they go to `out` first)."""
+    exps only when `out` is `x` (otherwise they go to `out` first), and a row
+    per thread in any case: the row count sets the row path's threads."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
     if c <= tile_limit(<floating>0) or not in_place:
-        return 1, 0
+        return threads_for(n, n * c), 0
     return threads_for(n, n * c), c
 
 
