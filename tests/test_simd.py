@@ -19,11 +19,12 @@ import xentfast as xf
 
 AVAILABLE = xf.config_info()["simd_available"]
 THREAD_COUNTS = (1, 2, 3)
-# Class counts around every vector width and tile limit, and rows that leave
+# Class counts around every vector width, tile limit and float sum block
+# (256 classes, _xf_rows_x86.h), and rows that leave
 # a partial tile; the last shapes are large enough to use threads.
 SHAPES = [(37, c) for c in (1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 23, 24, 25, 31, 32, 33,
-                            55, 56, 57, 64, 100, 127, 128, 129, 257)]
-SHAPES += [(3001, 17), (1203, 100), (67, 1000)]
+                            55, 56, 57, 64, 100, 127, 128, 129, 255, 256, 257, 513)]
+SHAPES += [(3001, 17), (1203, 100), (67, 1000), (9, 4000)]
 
 
 def run_at_level(level, code, **env):
@@ -49,6 +50,7 @@ def make_inputs(path):
         if c > 1:
             x[1, 1:] = -np.inf               # masked classes
             x[2, -1] = -np.inf
+            x[3, 1:] = x[3, 1:] * 0.01 - 100     # exps in float32's subnormal range
         arrays[f"x{k}"] = x
         y = rng.integers(0, c, n)
         y[1], y[2] = 0, 0                    # labels away from the masked classes

@@ -17,6 +17,7 @@
 #include "_xf_simd.h"
 #include "_xf_dispatch.h"
 #include "_xf_transpose.h"
+#include "_xf_rows_x86.h"
 
 /* Rows per tile in the small-C kernels. */
 #define XF_LANES 16

@@ -1,13 +1,28 @@
 /* Instantiated by _xf_rows.h for XF_T = float and double (no include guard). */
 
+/* Float rows at the AVX levels take the intrinsics of _xf_rows_x86.h
+ * (XF_ROWS_X86_F32: 0 none, 1 AVX2, 2 AVX-512). */
+#undef XF_ROWS_X86_F32
+#if defined(XF_X86) && XF_F32 && XF_LEVEL_NUM >= 1
+#  define XF_ROWS_X86_F32 XF_LEVEL_NUM
+#else
+#  define XF_ROWS_X86_F32 0
+#endif
+
 /* Largest entry; NaNs are skipped here and caught by the exp sum instead. */
 static XF_TARGET XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
 {
+#if XF_ROWS_X86_F32 == 2
+    return xf_row_max_avx512(x, n);
+#elif XF_ROWS_X86_F32 == 1
+    return xf_row_max_avx2(x, n);
+#else
     XF_T m = -INFINITY;
     XF_SIMD_REDUCE(max, m)
     for (Py_ssize_t j = 0; j < n; j++)
         m = x[j] > m ? x[j] : m;
     return m;
+#endif
 }
 
 /* e[j] = exp(x[j] - m), m the row's max; e may be x.  Returns the sum of
@@ -20,6 +35,11 @@ static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
                                                      XF_T m, XF_T *e, double *l1p)
 {
     double rest = 0.0, ones = 0.0;
+#if XF_ROWS_X86_F32 == 2
+    rest = xf_row_exp_sum_avx512(x, n, m, e, &ones);
+#elif XF_ROWS_X86_F32 == 1
+    rest = xf_row_exp_sum_avx2(x, n, m, e, &ones);
+#else
     XF_SIMD
     for (Py_ssize_t j = 0; j < n; j++)
         e[j] = XF_EXP(x[j] - m);
@@ -31,8 +51,15 @@ static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
         rest += is_one ? 0.0 : (double)e[j];
         ones += is_one ? 1.0 : 0.0;
     }
+#endif
     double others = rest + (ones - 1.0);
+#if XF_ROWS_X86_F32
+    /* float rows: a float log1p (within 1 ulp of the float result) has half
+     * the latency of the double one, which rows of ~100 classes wait for */
+    *l1p = xf_log1pf((float)others);
+#else
     *l1p = xf_log1p(others);
+#endif
     return others;
 }
 

@@ -1,0 +1,193 @@
+/* The hottest float row loops, max and exp-sum, written with AVX2 and
+ * AVX-512 intrinsics (x86-64).
+ *
+ * The portable `omp simd` loops of _xf_rows_impl.h are right on every level,
+ * but gcc ends their reductions with a chain of scalar adds through memory
+ * (one per lane: ~16 dependent adds per row and reduction) and runs their
+ * last partial vector as scalar code.  For rows of ~100 classes that per-row
+ * cost was most of the time.  Here a row is read in full vectors, the last
+ * one masked (nothing outside the row is touched), the exp is the same
+ * polynomial as xf_expf, and the final horizontal step is a few shuffles.  The order of every sum depends only on the row's
+ * length, so results do not depend on the thread count.
+ */
+#ifndef XF_ROWS_X86_H
+#define XF_ROWS_X86_H
+
+#ifdef XF_X86
+#include <immintrin.h>
+
+#define XF_AVX2_FN static inline __attribute__((always_inline)) XF_TARGET_L1
+#define XF_AVX512_FN static inline __attribute__((always_inline)) XF_TARGET_L2
+
+/* ---- the exp polynomial of xf_expf, on a vector (NaN stays NaN: the
+ * clamps' max/min return their second operand, x, when it is NaN) ---- */
+
+XF_AVX2_FN __m256 xf_expf_avx2(__m256 x)
+{
+    const __m256 magic = _mm256_set1_ps(12582912.0f);   /* 1.5 * 2^23 */
+    __m256 xc = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-110.0f), x));
+    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
+    __m256 n = _mm256_sub_ps(t, magic);
+    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9841270e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3888889e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3333333e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1666667e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666667e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* 2^n as two factors, so that subnormal results are right */
+    __m256i k1 = _mm256_srai_epi32(ni, 1), k2 = _mm256_sub_epi32(ni, k1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* The same, but 2^n applied by scalef, which rounds subnormal results
+ * once, as the two factors do. */
+XF_AVX512_FN __m512 xf_expf_avx512(__m512 x)
+{
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 xc = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x));
+    __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic),
+                             magic);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9841270e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3888889e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3333333e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1666667e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666667e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* ---- AVX2: 8 floats a vector ---- */
+
+/* Lanes [0, count) set, count in [0, 8]. */
+XF_AVX2_FN __m256i xf_first_lanes_avx2(Py_ssize_t count)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+XF_AVX2_FN float xf_row_max_avx2(const float *x, Py_ssize_t n)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 m0 = ninf, m1 = ninf;   /* max(v, m) keeps m where v is NaN */
+    Py_ssize_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
+    }
+    for (; j + 8 <= n; j += 8)
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+    if (j < n) {
+        __m256i k = xf_first_lanes_avx2(n - j);
+        __m256 v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + j, k), _mm256_castsi256_ps(k));
+        m1 = _mm256_max_ps(v, m1);
+    }
+    __m256 m = _mm256_max_ps(m0, m1);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+/* e[j] = exp(x[j] - m) (e may be x); returns the sum of the terms that are
+ * not 1, and the number of those that are in *ones.  The terms are summed
+ * in float lanes over blocks of XF_SUM_BLOCK classes (at most 32 terms a
+ * lane: a relative error below 2e-6), the blocks' sums in double. */
+#define XF_SUM_BLOCK 256
+
+XF_AVX2_FN void xf_add_exps_avx2(__m256 v, __m256 keep, __m256 *s, __m256 *ones)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 is_one = _mm256_and_ps(_mm256_cmp_ps(v, one, _CMP_EQ_OQ), keep);
+    *ones = _mm256_add_ps(*ones, _mm256_and_ps(is_one, one));
+    *s = _mm256_add_ps(*s, _mm256_andnot_ps(is_one, _mm256_and_ps(v, keep)));
+}
+
+XF_AVX2_FN double xf_row_exp_sum_avx2(const float *x, Py_ssize_t n, float m, float *e,
+                                      double *ones)
+{
+    const __m256 mv = _mm256_set1_ps(m), all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    __m256d acc = _mm256_setzero_pd();
+    __m256 count = _mm256_setzero_ps();
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += XF_SUM_BLOCK) {
+        Py_ssize_t j = j0, j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
+        __m256 s = _mm256_setzero_ps();
+        for (; j + 8 <= j1; j += 8) {
+            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
+            _mm256_storeu_ps(e + j, v);
+            xf_add_exps_avx2(v, all, &s, &count);
+        }
+        if (j < j1) {
+            __m256i k = xf_first_lanes_avx2(j1 - j);
+            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_maskload_ps(x + j, k), mv));
+            _mm256_maskstore_ps(e + j, k, v);
+            xf_add_exps_avx2(v, _mm256_castsi256_ps(k), &s, &count);
+        }
+        acc = _mm256_add_pd(acc, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)),
+                                               _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1))));
+    }
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(acc), _mm256_extractf128_pd(acc, 1));
+    __m128 c = _mm_add_ps(_mm256_castps256_ps128(count), _mm256_extractf128_ps(count, 1));
+    c = _mm_add_ps(c, _mm_movehl_ps(c, c));
+    *ones = _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));   /* exact: whole numbers */
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+/* ---- AVX-512: 16 floats a vector, the last one under a mask ---- */
+
+XF_AVX512_FN __mmask16 xf_first_lanes_avx512(Py_ssize_t count)
+{
+    return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1u);
+}
+
+XF_AVX512_FN float xf_row_max_avx512(const float *x, Py_ssize_t n)
+{
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    __m512 m0 = ninf, m1 = ninf;   /* max(v, m) keeps m where v is NaN */
+    Py_ssize_t j = 0;
+    for (; j + 32 <= n; j += 32) {
+        m0 = _mm512_max_ps(_mm512_loadu_ps(x + j), m0);
+        m1 = _mm512_max_ps(_mm512_loadu_ps(x + j + 16), m1);
+    }
+    for (; j < n; j += 16)
+        m0 = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, xf_first_lanes_avx512(n - j), x + j), m0);
+    return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+}
+
+XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m, float *e,
+                                          double *ones)
+{
+    const __m512 mv = _mm512_set1_ps(m), one = _mm512_set1_ps(1.0f);
+    __m512d acc = _mm512_setzero_pd();
+    __m512 count = _mm512_setzero_ps();
+    for (Py_ssize_t j0 = 0; j0 < n; j0 += XF_SUM_BLOCK) {
+        Py_ssize_t j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
+        __m512 s = _mm512_setzero_ps();
+        for (Py_ssize_t j = j0; j < j1; j += 16) {
+            __mmask16 k = xf_first_lanes_avx512(j1 - j);
+            __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), mv));
+            _mm512_mask_storeu_ps(e + j, k, v);
+            __mmask16 is_one = _mm512_mask_cmp_ps_mask(k, v, one, _CMP_EQ_OQ);
+            count = _mm512_mask_add_ps(count, is_one, count, one);
+            s = _mm512_mask_add_ps(s, (__mmask16)(k & ~is_one), s, v);
+        }
+        acc = _mm512_add_pd(acc, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)),
+                                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(s, 1))));
+    }
+    *ones = _mm512_reduce_add_ps(count);   /* exact: whole numbers */
+    return _mm512_reduce_add_pd(acc);
+}
+
+#endif /* XF_X86 */
+#endif
