@@ -33,7 +33,7 @@ from ._validation import (as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_labels_only,
                           check_linear_operands, check_real, check_reduction,
                           check_row_vector)
-from .multiclass import _grad_scale
+from .multiclass import _grad_scale, _reduce
 
 LinearGrads = namedtuple("LinearGrads", ["x", "W", "bias"])
 LinearGrads.__doc__ = "Gradients of `linear_cross_entropy`'s loss w.r.t. x, W and bias."
@@ -210,13 +210,7 @@ def linear_cross_entropy(x: ArrayLike, W: ArrayLike, target: ArrayLike, *,
                 np.matmul(ones[:r1 - r0], block, out=db_chunk)
                 db += db_chunk
 
-    if reduction == "none":
-        loss = loss_rows.astype(dtype).reshape(row_shape)
-    else:
-        total = loss_rows.sum()
-        if reduction == "mean":
-            total = total / denominator if denominator != 0 else np.nan
-        loss = dtype.type(total)
+    loss = _reduce(loss_rows, reduction, denominator, dtype, row_shape)
     if not return_grad:
         return loss
     return loss, LinearGrads(dx.reshape(row_shape + (n_features,)), dW, db)
