@@ -47,6 +47,31 @@ def as_float_array(x, name, dtype=None):
     return out if out.shape == arr.shape else out.reshape(arr.shape)
 
 
+def check_linear_operands(x, W):
+    """Check the operands of a fused linear cross-entropy, x (..., D) and
+    W (V, D), arrays (NumPy or Dask; not read): their dtypes, then their
+    shapes.  Returns the compute dtype, the wider of x's and W's."""
+    dtype = np.promote_types(compute_dtype(x.dtype, "x"), compute_dtype(W.dtype, "W"))
+    if x.ndim == 0:
+        raise ValueError("x must have at least one dimension (the feature axis); got a scalar")
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D, shape (V, D); got shape {W.shape}")
+    if x.shape[-1] != W.shape[1]:
+        raise ValueError(
+            f"x's last axis and W's second axis must both be the feature size D; "
+            f"got x of shape {x.shape} and W of shape {W.shape}")
+    return dtype
+
+
+def check_labels_only(target, function):
+    """TypeError if `target`, an array (NumPy or Dask), is a float array of
+    class probabilities: `function` takes integer labels only."""
+    if target.dtype.kind == "f":
+        raise TypeError(
+            "target must hold integer class labels (probability targets are not "
+            f"supported by {function}); got dtype {target.dtype}")
+
+
 def check_reduction(reduction):
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(

@@ -41,7 +41,8 @@ from . import _kernels
 from . import _vocab_parallel as vp
 from .linear import LinearGrads
 from ._validation import (as_float_array, check_class_vector, check_fits,
-                          check_ignore_index, check_labels, check_real, check_reduction,
+                          check_ignore_index, check_labels, check_labels_only,
+                          check_linear_operands, check_real, check_reduction,
                           check_row_vector, compute_dtype)
 
 
@@ -536,15 +537,7 @@ def _linear_operands(x, W):
     features whole) as dask arrays, and the call's compute dtype."""
     x, W = _as_dask(x, "x"), W if isinstance(W, da.Array) else da.from_array(
         np.asarray(W), chunks=-1)
-    if x.ndim == 0:
-        raise ValueError("x must have at least one dimension (the feature axis); got a scalar")
-    if W.ndim != 2:
-        raise ValueError(f"W must be 2-D, shape (V, D); got shape {W.shape}")
-    if x.shape[-1] != W.shape[1]:
-        raise ValueError(
-            f"x's last axis and W's second axis must both be the feature size D; "
-            f"got x of shape {x.shape} and W of shape {W.shape}")
-    dtype = np.promote_types(compute_dtype(x.dtype, "x"), compute_dtype(W.dtype, "W"))
+    dtype = check_linear_operands(x, W)
     return x.rechunk({x.ndim - 1: -1}), W.rechunk({1: -1}), dtype
 
 
@@ -711,10 +704,7 @@ def linear_cross_entropy(x, W, target, *, bias=None, weight=None, ignore_index=-
     layout = _Layout(x, W)
     options = _loss_options(dtype, reduction, ignore_index, label_smoothing, z_loss, softcap)
     t = target if isinstance(target, da.Array) else np.asarray(target)
-    if t.dtype.kind == "f":
-        raise TypeError(
-            "target must hold integer class labels (probability targets are not "
-            f"supported by linear_cross_entropy); got dtype {t.dtype}")
+    check_labels_only(t, "linear_cross_entropy")
     target = _Target(t, layout, options["ignore_index"])
     b = _class_vector(bias, layout, "bias")
     w = _class_vector(weight, layout, "weight")

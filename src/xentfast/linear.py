@@ -30,9 +30,10 @@ import numpy as np
 from ._kernels import cross_entropy_block, label_denominator
 from ._typing import Any, ArrayLike, Reduction
 from ._validation import (as_float_array, check_class_vector, check_fits,
-                          check_ignore_index, check_labels, check_real, check_reduction,
-                          check_row_vector, compute_dtype)
-from .multiclass import _grad_scale
+                          check_ignore_index, check_labels, check_labels_only,
+                          check_linear_operands, check_real, check_reduction,
+                          check_row_vector)
+from .multiclass import _grad_scale, _reduce
 
 LinearGrads = namedtuple("LinearGrads", ["x", "W", "bias"])
 LinearGrads.__doc__ = "Gradients of `linear_cross_entropy`'s loss w.r.t. x, W and bias."
@@ -81,15 +82,7 @@ def _operands(x, W):
     """x as (N, D) and W as (V, D), C-contiguous in the call's compute dtype
     (the wider of the two), and x's row shape."""
     x_arr, W_arr = np.asarray(x), np.asarray(W)
-    dtype = np.promote_types(compute_dtype(x_arr.dtype, "x"), compute_dtype(W_arr.dtype, "W"))
-    if x_arr.ndim == 0:
-        raise ValueError("x must have at least one dimension (the feature axis); got a scalar")
-    if W_arr.ndim != 2:
-        raise ValueError(f"W must be 2-D, shape (V, D); got shape {W_arr.shape}")
-    if x_arr.shape[-1] != W_arr.shape[1]:
-        raise ValueError(
-            f"x's last axis and W's second axis must both be the feature size D; "
-            f"got x of shape {x_arr.shape} and W of shape {W_arr.shape}")
+    dtype = check_linear_operands(x_arr, W_arr)
     x_arr = as_float_array(x_arr, "x", dtype)
     row_shape = x_arr.shape[:-1]
     return x_arr.reshape(math.prod(row_shape), x_arr.shape[-1]), as_float_array(W_arr, "W", dtype), row_shape
@@ -181,10 +174,7 @@ def linear_cross_entropy(x: ArrayLike, W: ArrayLike, target: ArrayLike, *,
     w = check_class_vector(weight, n_classes, dtype, "weight")
     sw = check_row_vector(sample_weight, row_shape, dtype, "sample_weight")
     target_arr = np.asarray(target)
-    if target_arr.dtype.kind == "f":
-        raise TypeError(
-            "target must hold integer class labels (probability targets are not "
-            f"supported by linear_cross_entropy); got dtype {target_arr.dtype}")
+    check_labels_only(target_arr, "linear_cross_entropy")
     y, n_kept, ignore_index = check_labels(target_arr, row_shape, n_classes, ignore_index)
 
     denominator = label_denominator(y, ignore_index=ignore_index, weight=w, sample_weight=sw,
@@ -220,13 +210,7 @@ def linear_cross_entropy(x: ArrayLike, W: ArrayLike, target: ArrayLike, *,
                 np.matmul(ones[:r1 - r0], block, out=db_chunk)
                 db += db_chunk
 
-    if reduction == "none":
-        loss = loss_rows.astype(dtype).reshape(row_shape)
-    else:
-        total = loss_rows.sum()
-        if reduction == "mean":
-            total = total / denominator if denominator != 0 else np.nan
-        loss = dtype.type(total)
+    loss = _reduce(loss_rows, reduction, denominator, dtype, row_shape)
     if not return_grad:
         return loss
     return loss, LinearGrads(dx.reshape(row_shape + (n_features,)), dW, db)

@@ -18,16 +18,21 @@ from ._validation import (REDUCTIONS, as_float_array, check_class_vector, check_
                           check_row_vector, check_rows)
 
 
-def _finish(call, loss_rows, grad, reduction, denominator):
-    """The loss the caller asked for, from the per-row losses (in double),
-    and the gradient in the caller's layout."""
+def _reduce(loss_rows, reduction, denominator, dtype, row_shape):
+    """The loss the caller asked for, in `dtype`, from the per-row losses
+    (in double): for 'none' the rows in `row_shape`, else their sum (over
+    the denominator for 'mean', NaN when it is 0)."""
     if reduction == "none":
-        loss = loss_rows.astype(call.dtype).reshape(call.row_shape)
-    else:
-        total = loss_rows.sum()
-        if reduction == "mean":
-            total = total / denominator if denominator != 0 else np.nan
-        loss = call.dtype.type(total)
+        return loss_rows.astype(dtype).reshape(row_shape)
+    total = loss_rows.sum()
+    if reduction == "mean":
+        total = total / denominator if denominator != 0 else np.nan
+    return dtype.type(total)
+
+
+def _finish(call, loss_rows, grad, reduction, denominator):
+    """The loss the caller asked for, and the gradient in the caller's layout."""
+    loss = _reduce(loss_rows, reduction, denominator, call.dtype, call.row_shape)
     return (loss, call.result(grad)) if call.wanted else loss
 
 
@@ -175,13 +180,7 @@ def _cross_entropy_fast(x, target, weight, ignore_index, reduction, axis, return
     loss_rows = cross_entropy_block(x, y, weight=weight, ignore_index=ignore_index,
                                     grad_scale=_grad_scale(reduction, denominator),
                                     grad_out=grad)
-    if reduction == "none":
-        loss = loss_rows.astype(x.dtype)
-    else:
-        total = loss_rows.sum()
-        if reduction == "mean":
-            total = total / denominator if denominator != 0 else np.nan
-        loss = x.dtype.type(total)
+    loss = _reduce(loss_rows, reduction, denominator, x.dtype, (n_rows,))
     return (loss, grad) if return_grad else loss
 
 

@@ -329,7 +329,13 @@ class CrossEntropyClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _check_real(name, value, *, low, high=None, low_open=False):
-    """Raise ValueError unless ``value`` is a finite real number in range."""
+    """Raise ValueError unless ``value`` is a finite real number in range.
+
+    Not ``_validation.check_real``, whose semantics differ: that one raises
+    TypeError for a value that is not a number (here, as for every invalid
+    hyper-parameter, ValueError: ``class_weight={2: "heavy"}``), accepts
+    0-d arrays (here only ``numbers.Real`` scalars) and words its messages
+    as intervals."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     ok = ok and math.isfinite(value)
     ok = ok and (value > low if low_open else value >= low)
