@@ -125,10 +125,11 @@ def logits(rng, shape, dtype=np.float64):
 @pytest.mark.parametrize("options", ["plain", "weighted", "smoothed"])
 @pytest.mark.parametrize("n", [1, 5, 23])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
-@pytest.mark.parametrize("c", [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65,
+@pytest.mark.parametrize("c", [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 256, 257,
                                127, 517])
 def test_class_count_sweep(c, dtype, n, options, rng, h):
-    # Every vector-width remainder of classes and of rows; target and max in
+    # Every vector-width remainder of classes and of rows (groups of 16 rows
+    # up to 256 classes, then one row at a time); target and max in
     # the tail; in place.  Options switch between kernel variants.
     x = logits(rng, (n, c), dtype)
     y = labels(rng, (n,), c)

@@ -161,13 +161,14 @@ def test_confident_row_no_cancellation(dtype):
     np.testing.assert_allclose(float(res[0, 1]), expected, rtol=1e-3)
 
 
-CLASS_COUNTS = (1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127, 517)
+CLASS_COUNTS = (1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127, 256, 257, 517)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=dtype_id)
 @pytest.mark.parametrize("c", CLASS_COUNTS)
 def test_class_count_sweep(c, dtype, rng, h):
-    # Every vector-width remainder, with the max and a -inf in the tail.
+    # Every vector-width remainder, with the max and a -inf in the tail; 37
+    # rows: groups of 16 rows up to 256 classes, and a partial one.
     x = make(rng, (37, c), dtype)
     x[0, -1] = 50.0
     if c > 1:
@@ -176,6 +177,9 @@ def test_class_count_sweep(c, dtype, rng, h):
     for name in FUNCS:
         h.assert_close(getattr(xf, name)(x), ref(name, x), dtype, what=name)
     expected = ref("log_softmax", x)
+    out = np.empty_like(x)
+    xf.log_softmax(x, out=out)
+    h.assert_close(out, expected, dtype)
     xf.log_softmax(x, out=x)
     h.assert_close(x, expected, dtype)
 

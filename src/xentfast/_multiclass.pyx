@@ -31,7 +31,7 @@ from libc.string cimport memset
 from ._memview cimport ptr_or_null
 from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
-                     row_mul, row_scale_sub, row_softcap,
+                     row_mul, row_scale_sub, row_softcap, rows_log1p, ROW_GROUP_MAX_CLASSES,
                      row_target_dot, tile_exp, tile_load, tile_max, tile_store)
 
 
@@ -143,13 +143,22 @@ cdef inline Py_ssize_t row_scratch_columns(Py_ssize_t c, bint grad, bint capped)
     return 2 * c if capped else c
 
 
+cdef inline Py_ssize_t row_group(Py_ssize_t c, bint capped) noexcept nogil:
+    """Rows the row path of a label loss takes together: XF_LANES short rows
+    (their log1p's then go in vectors), else one (a capped row keeps its
+    cap's slope in the thread's scratch row until its gradient is done)."""
+    return XF_LANES if c <= ROW_GROUP_MAX_CLASSES and not capped else 1
+
+
 def cross_entropy_labels_scratch(const floating[:, ::1] logits, *, bint grad,
                                  double label_smoothing=0.0, softcap=None):
     """Shape of the `scratch` array `cross_entropy_labels` needs."""
     cdef Py_ssize_t n = logits.shape[0], c = logits.shape[1]
+    cdef Py_ssize_t group = row_group(c, softcap is not None)
     if label_tiles(c, <floating>0, label_smoothing, softcap is not None):
         return threads_for((n + XF_LANES - 1) // XF_LANES, n * c), 0
-    return threads_for(n, n * c), row_scratch_columns(c, grad, softcap is not None)
+    return (threads_for((n + group - 1) // group, n * c),
+            row_scratch_columns(c, grad, softcap is not None))
 
 
 def softmax_focal_labels_scratch(const floating[:, ::1] logits, *, bint grad):
@@ -231,26 +240,73 @@ cdef void label_tile(const LabelLoss *o, const floating *x, const int64_t *y,
                 memset(g + k * c, 0, c * sizeof(floating))
 
 
+cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
+                      Py_ssize_t nr, Py_ssize_t c, const floating *w, const floating *sw,
+                      double *loss, floating *g, floating *sp) noexcept nogil:
+    """Rows [0, nr) of a row group (row_group): each row's max and exps, then
+    the group's log1p's at once, then each row's loss and gradient.  g may
+    be NULL (no gradient) or x; sp is the thread's scratch row."""
+    cdef RowStats r[XF_LANES]
+    cdef double others[XF_LANES]
+    cdef double l1p[XF_LANES]
+    cdef RowResult res
+    cdef const floating *src
+    cdef floating *e
+    cdef Py_ssize_t k
+    cdef int64_t yk
+    # the weights enter the gradient row only through label smoothing
+    # (b = 0 otherwise, and 0 * inf would make an untargeted column NaN)
+    cdef const floating *w_smoothed = w if o.ce.label_smoothing > 0 else NULL
+    for k in range(nr):
+        others[k] = 0.0
+        yk = y[k]
+        if yk == o.ignore_index:
+            continue
+        r[k] = RowStats(m=0, x_y=0, e_y=0, others=0, l1p=0, dot=0, w_sum=0)
+        if g != NULL:   # capped logits, exps and gradient in the gradient row
+            e = g + k * c
+            src = capped_row(x + k * c, c, o.capped, o.softcap, e, sp)
+        else:           # capped logits then exps in scratch, the slope after
+            e = sp
+            src = capped_row(x + k * c, c, o.capped, o.softcap, sp, sp + c)
+        r[k].m = row_max(src, c)
+        r[k].x_y = src[yk] - <floating>r[k].m
+        if o.ce.label_smoothing > 0:
+            # sum_c w_c (x_c - m), read before the exps may overwrite x
+            r[k].dot = row_target_dot(src, c, <floating>r[k].m, NULL, w, 0, 1, &r[k].w_sum)
+        others[k] = row_exp_sum(src, c, <floating>r[k].m, e, NULL)
+        r[k].e_y = e[yk]
+    rows_log1p(others, nr, l1p)
+    for k in range(nr):
+        yk = y[k]
+        if yk == o.ignore_index:
+            loss[k] = 0.0
+            if g != NULL:   # 0, not 0 * NaN, whatever the row holds
+                memset(g + k * c, 0, c * sizeof(floating))
+            continue
+        r[k].others, r[k].l1p = others[k], l1p[k]
+        res = label_row(o, r[k], w[yk] if w != NULL else 1.0, sw[k] if sw != NULL else 1.0, c)
+        loss[k] = res.loss
+        if g != NULL:
+            e = g + k * c
+            row_scale_sub(e, c, <floating>res.a, <floating>res.b, NULL, w_smoothed, 0, 1)
+            e[yk] = <floating>res.g_y
+            if o.capped:
+                row_mul(e, c, sp)
+
+
 cdef void label_rows(const LabelLoss *o, const floating[:, ::1] x, const int64_t[::1] y,
                      const floating[::1] weight, const floating[::1] sample_weight,
                      double[::1] loss, floating[:, ::1] grad,
                      floating[:, ::1] scratch) noexcept:
-    """The loss `o` of every row of x, in tiles or row by row."""
+    """The loss `o` of every row of x, in tiles or in row groups."""
     cdef:
         Py_ssize_t n = x.shape[0], c = x.shape[1], i, r0
-        int64_t yi
+        Py_ssize_t group = row_group(c, o.capped)
         const floating *w = ptr_or_null(weight)
         const floating *sw = ptr_or_null(sample_weight)
-        # the weights enter the gradient row only through label smoothing
-        # (b = 0 otherwise, and 0 * inf would make an untargeted column NaN)
-        const floating *w_smoothed = w if o.ce.label_smoothing > 0 else NULL
         floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
         floating *s0 = &scratch[0, 0] if scratch.shape[1] > 0 else NULL
-        const floating *src
-        floating *e
-        floating *sp
-        RowStats r
-        RowResult res
         int threads = scratch.shape[0]   # one scratch row per thread
     if label_tiles(c, <floating>0, o.ce.label_smoothing, o.capped):
         for i in prange((n + XF_LANES - 1) // XF_LANES, nogil=True, schedule="static",
@@ -261,38 +317,13 @@ cdef void label_rows(const LabelLoss *o, const floating[:, ::1] x, const int64_t
                        sw + r0 if sw != NULL else NULL, &loss[r0],
                        g0 + r0 * c if g0 != NULL else NULL)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=threads > 1):
-        yi = y[i]
-        if yi == o.ignore_index:
-            loss[i] = 0.0
-            if g0 != NULL:
-                memset(g0 + i * c, 0, c * sizeof(floating))
-            continue
-        # assigned whole here so that prange makes it thread-private (its
-        # fields are otherwise only written one by one, or through pointers)
-        r = RowStats(m=0, x_y=0, e_y=0, others=0, l1p=0, dot=0, w_sum=0)
-        sp = scratch_row(s0, scratch.shape[1], threadid())
-        if g0 != NULL:   # capped logits, exps and gradient in the gradient row
-            e = g0 + i * c
-            src = capped_row(&x[i, 0], c, o.capped, o.softcap, e, sp)
-        else:            # capped logits then exps in scratch, the slope after
-            e = sp
-            src = capped_row(&x[i, 0], c, o.capped, o.softcap, sp, sp + c)
-        r.m = row_max(src, c)
-        r.x_y = src[yi] - <floating>r.m
-        if o.ce.label_smoothing > 0:
-            # sum_c w_c (x_c - m), read before the exps may overwrite x
-            r.dot = row_target_dot(src, c, <floating>r.m, NULL, w, 0, 1, &r.w_sum)
-        r.others = row_exp_sum(src, c, <floating>r.m, e, &r.l1p)
-        r.e_y = e[yi]
-        res = label_row(o, r, w[yi] if w != NULL else 1.0, sw[i] if sw != NULL else 1.0, c)
-        loss[i] = res.loss
-        if g0 != NULL:
-            row_scale_sub(e, c, <floating>res.a, <floating>res.b, NULL, w_smoothed, 0, 1)
-            e[yi] = <floating>res.g_y
-            if o.capped:
-                row_mul(e, c, sp)
+    for i in prange((n + group - 1) // group, nogil=True, schedule="static",
+                    num_threads=threads, use_threads_if=threads > 1):
+        r0 = i * group
+        label_group(o, &x[r0, 0], &y[r0], min(group, n - r0), c, w,
+                    sw + r0 if sw != NULL else NULL, &loss[r0],
+                    g0 + r0 * c if g0 != NULL else NULL,
+                    scratch_row(s0, scratch.shape[1], threadid()))
 
 
 # ---------------------------------------------------------- entry points

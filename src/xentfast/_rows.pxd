@@ -27,6 +27,7 @@ cdef extern from "_xf_rows.h" nogil:
     double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e, double *l1p)
     double xf_row_exp_sum_f64(const double *x, Py_ssize_t n, double m, double *e,
                               double *l1p)
+    void xf_rows_log1p_f64(const double *x, Py_ssize_t n, double *out)
     double xf_row_target_dot_f32(const float *x, Py_ssize_t n, float shift,
                                  const float *t, const float *w,
                                  float t_scale, float t_add, double *c_sum)
@@ -48,6 +49,17 @@ cdef extern from "_xf_rows.h" nogil:
                             double *slope)
     void xf_row_mul_f32(float *g, Py_ssize_t n, const float *slope)
     void xf_row_mul_f64(double *g, Py_ssize_t n, const double *slope)
+
+
+# Rows of at most this many classes are handled in groups of XF_LANES rows:
+# their log1p's (and the per-row call overheads) are then paid once a group.
+cdef enum:
+    ROW_GROUP_MAX_CLASSES = 256
+
+
+cdef inline void rows_log1p(const double *x, Py_ssize_t n, double *out) noexcept nogil:
+    """out[k] = log1p(x[k]), vectorised across k."""
+    xf_rows_log1p_f64(x, n, out)
 
 
 cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:

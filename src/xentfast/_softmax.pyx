@@ -13,8 +13,8 @@ from libc.math cimport INFINITY
 
 from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
-                     row_scale_sub, row_sub, tile_exp, tile_load,
-                     tile_max, tile_store)
+                     row_scale_sub, row_sub, rows_log1p, ROW_GROUP_MAX_CLASSES,
+                     tile_exp, tile_load, tile_max, tile_store)
 
 
 cdef enum Op:
@@ -60,38 +60,55 @@ cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
                   &out[blk * XF_LANES, 0])
 
 
+cdef inline Py_ssize_t row_group(Py_ssize_t c) noexcept nogil:
+    """Rows log_softmax's row path takes together: XF_LANES short rows
+    (their log1p's then go in vectors), else one."""
+    return XF_LANES if c <= ROW_GROUP_MAX_CLASSES else 1
+
+
 def log_softmax_scratch(const floating[:, ::1] x, *, bint in_place):
     """Shape of the `scratch` array `log_softmax` needs for `x`: a row for the
     exps only when `out` is `x` (otherwise they go to `out` first), and a row
     per thread in any case: the row count sets the row path's threads."""
-    cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], group = row_group(c)
+    cdef Py_ssize_t units = (n + group - 1) // group
     if c <= tile_limit(<floating>0) or not in_place:
-        return threads_for(n, n * c), 0
-    return threads_for(n, n * c), c
+        return threads_for(units, n * c), 0
+    return threads_for(units, n * c), c
+
+
+cdef void log_softmax_group(const floating *x, Py_ssize_t nr, Py_ssize_t c, floating *out,
+                            floating *sp) noexcept nogil:
+    """log_softmax of nr <= row_group(c) rows: each row's max and exp sum,
+    the group's log1p's at once, then each row.  The exps only feed the
+    sums: in the thread's scratch row sp when out is x (x is still needed),
+    else in out, which row_sub then overwrites."""
+    cdef floating m[XF_LANES]
+    cdef double others[XF_LANES]
+    cdef double l1p[XF_LANES]
+    cdef Py_ssize_t k
+    for k in range(nr):
+        m[k] = row_max(x + k * c, c)
+        others[k] = row_exp_sum(x + k * c, c, m[k], sp if sp != NULL else out + k * c, NULL)
+    rows_log1p(others, nr, l1p)
+    for k in range(nr):
+        row_sub(x + k * c, c, m[k], <floating>l1p[k], out + k * c)
 
 
 def log_softmax(*,
                 const floating[:, ::1] x,     # IN (N, C)
                 floating[:, ::1] out,         # OUT (N, C), may be x
                 floating[:, ::1] scratch):    # log_softmax_scratch(x, in_place=out is x)
-    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
-    cdef floating m
-    cdef double others, l1p
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, group = row_group(c)
     cdef floating *s0 = &scratch[0, 0] if scratch.shape[1] > 0 else NULL
-    cdef floating *e
     cdef int threads = scratch.shape[0]   # one scratch row per thread
     if c <= tile_limit(<floating>0):
         tiled(LOG_SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=threads > 1):
-        m = row_max(&x[i, 0], c)
-        # the exps only feed the sum: in scratch when out is x (x is still
-        # needed below), else in out, which row_sub then overwrites
-        e = s0 + threadid() * c if s0 != NULL else &out[i, 0]
-        l1p = 0.0   # thread-private: otherwise only written through a pointer
-        row_exp_sum(&x[i, 0], c, m, e, &l1p)
-        row_sub(&x[i, 0], c, m, <floating>l1p, &out[i, 0])
+    for i in prange((n + group - 1) // group, nogil=True, schedule="static",
+                    num_threads=threads, use_threads_if=threads > 1):
+        log_softmax_group(&x[i * group, 0], min(group, n - i * group), c, &out[i * group, 0],
+                          s0 + threadid() * c if s0 != NULL else NULL)
 
 
 def softmax(*,
@@ -99,7 +116,7 @@ def softmax(*,
             floating[:, ::1] out):            # OUT (N, C), may be x
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
     cdef floating m
-    cdef double others, l1p
+    cdef double others
     cdef int threads = threads_for(n, n * c)
     if c <= tile_limit(<floating>0):
         tiled(SOFTMAX, x, out)
@@ -107,8 +124,7 @@ def softmax(*,
     for i in prange(n, nogil=True, schedule="static", num_threads=threads,
                     use_threads_if=threads > 1):
         m = row_max(&x[i, 0], c)
-        l1p = 0.0   # thread-private: otherwise only written through a pointer
-        others = row_exp_sum(&x[i, 0], c, m, &out[i, 0], &l1p)
+        others = row_exp_sum(&x[i, 0], c, m, &out[i, 0], NULL)   # no log1p needed
         row_scale_sub(&out[i, 0], c, <floating>(1.0 / (1.0 + others)), 0,
                       NULL, NULL, 0, 0)
 

@@ -59,6 +59,7 @@
 #define xf_row_target_dot_f64(...) XF_DISPATCH(xf_row_target_dot_f64, __VA_ARGS__)
 #define xf_row_scale_sub_f32(...) XF_DISPATCH(xf_row_scale_sub_f32, __VA_ARGS__)
 #define xf_row_scale_sub_f64(...) XF_DISPATCH(xf_row_scale_sub_f64, __VA_ARGS__)
+#define xf_rows_log1p_f64(...) XF_DISPATCH(xf_rows_log1p_f64, __VA_ARGS__)
 #define xf_row_sub_f32(...) XF_DISPATCH(xf_row_sub_f32, __VA_ARGS__)
 #define xf_row_sub_f64(...) XF_DISPATCH(xf_row_sub_f64, __VA_ARGS__)
 #define xf_row_softcap_f32(...) XF_DISPATCH(xf_row_softcap_f32, __VA_ARGS__)

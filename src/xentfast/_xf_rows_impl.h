@@ -28,8 +28,8 @@ static XF_TARGET XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
 /* e[j] = exp(x[j] - m), m the row's max; e may be x.  Returns the sum of
  * every term but one of the max terms (those equal to 1), so that
  * log p = x - m - log1p(result) has no cancellation for the dominant class,
- * and stores log1p(result) in *l1p (here, where FMA is at hand: its
- * polynomial is a latency chain).  NaN if the row holds a NaN, or +inf (then
+ * and stores log1p(result) in *l1p unless l1p is NULL (here, where FMA is at
+ * hand: its polynomial is a latency chain).  NaN if the row holds a NaN, or +inf (then
  * m = +inf), or is all -inf. */
 static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
                                                      XF_T m, XF_T *e, double *l1p)
@@ -53,14 +53,19 @@ static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
     }
 #endif
     double others = rest + (ones - 1.0);
-#if XF_ROWS_X86_F32
-    /* float rows: a float log1p (within 1 ulp of the float result) has half
-     * the latency of the double one, which rows of ~100 classes wait for */
-    *l1p = xf_log1pf((float)others);
-#else
-    *l1p = xf_log1p(others);
-#endif
+    if (l1p != NULL)
+        *l1p = xf_log1p(others);
     return others;
+}
+
+/* out[k] = log1p(x[k]): the log1p of a group of rows' sums at once, in
+ * vectors (short rows call xf_row_exp_sum with l1p = NULL, since one scalar
+ * log1p per row is a latency chain as long as their exps). */
+static XF_TARGET void XF_NAME(xf_rows_log1p)(const double *x, Py_ssize_t n, double *out)
+{
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < n; k++)
+        out[k] = xf_log1p(x[k]);
 }
 
 /* Target coefficients of soft (or smoothed) targets:
