@@ -170,7 +170,7 @@ XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m,
 {
     const __m512 mv = _mm512_set1_ps(m), one = _mm512_set1_ps(1.0f);
     __m512d acc = _mm512_setzero_pd();
-    __m512 count = _mm512_setzero_ps();
+    int count = 0;
     for (Py_ssize_t j0 = 0; j0 < n; j0 += XF_SUM_BLOCK) {
         Py_ssize_t j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
         __m512 s = _mm512_setzero_ps();
@@ -179,13 +179,13 @@ XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m,
             __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), mv));
             _mm512_mask_storeu_ps(e + j, k, v);
             __mmask16 is_one = _mm512_mask_cmp_ps_mask(k, v, one, _CMP_EQ_OQ);
-            count = _mm512_mask_add_ps(count, is_one, count, one);
+            count += __builtin_popcount((unsigned)is_one);
             s = _mm512_mask_add_ps(s, (__mmask16)(k & ~is_one), s, v);
         }
         acc = _mm512_add_pd(acc, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)),
                                                _mm512_cvtps_pd(_mm512_extractf32x8_ps(s, 1))));
     }
-    *ones = _mm512_reduce_add_ps(count);   /* exact: whole numbers */
+    *ones = count;
     return _mm512_reduce_add_pd(acc);
 }
 
