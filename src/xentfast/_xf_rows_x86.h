@@ -19,27 +19,36 @@
 #define XF_AVX2_FN static inline __attribute__((always_inline)) XF_TARGET_L1
 #define XF_AVX512_FN static inline __attribute__((always_inline)) XF_TARGET_L2
 
-/* ---- the exp polynomial of xf_expf, on a vector (NaN stays NaN: the
- * clamps' max/min return their second operand, x, when it is NaN) ---- */
+/* ---- the exp polynomial of xf_expf, on a vector ---- */
+
+/* n = round(x / ln 2) and p = p(x - n ln 2), the polynomial of xf_expf, for
+ * a vector x of the intrinsics family P (_mm256, _mm512): exp(x) = p * 2^n.
+ * x is clamped first as there; NaN stays NaN (max/min return their second
+ * operand, x, when it is NaN). */
+#define XF_EXPF_PARTS(P, T, x, n, p)                                                    \
+    do {                                                                                \
+        const T magic_ = P##_set1_ps(12582912.0f);   /* 1.5 * 2^23: rounds */           \
+        T xc_ = P##_min_ps(P##_set1_ps(89.0f), P##_max_ps(P##_set1_ps(-110.0f), x));    \
+        n = P##_sub_ps(P##_fmadd_ps(xc_, P##_set1_ps(1.44269504088896341f), magic_),     \
+                       magic_);                                                          \
+        T r_ = P##_fnmadd_ps(n, P##_set1_ps(0.693359375f), xc_);                         \
+        r_ = P##_fnmadd_ps(n, P##_set1_ps(-2.12194440e-4f), r_);                         \
+        p = P##_set1_ps(1.9841270e-4f);                                                  \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(1.3888889e-3f));                             \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(8.3333333e-3f));                             \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(4.1666667e-2f));                             \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(1.6666667e-1f));                             \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(0.5f));                                      \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(1.0f));                                      \
+        p = P##_fmadd_ps(p, r_, P##_set1_ps(1.0f));                                      \
+    } while (0)
 
 XF_AVX2_FN __m256 xf_expf_avx2(__m256 x)
 {
-    const __m256 magic = _mm256_set1_ps(12582912.0f);   /* 1.5 * 2^23 */
-    __m256 xc = _mm256_min_ps(_mm256_set1_ps(89.0f), _mm256_max_ps(_mm256_set1_ps(-110.0f), x));
-    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
-    __m256 n = _mm256_sub_ps(t, magic);
-    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9841270e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3888889e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3333333e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1666667e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666667e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256 n, p;
+    XF_EXPF_PARTS(_mm256, __m256, x, n, p);
     /* 2^n as two factors, so that subnormal results are right */
+    __m256i ni = _mm256_cvtps_epi32(n);   /* exact: n is a whole number */
     __m256i k1 = _mm256_srai_epi32(ni, 1), k2 = _mm256_sub_epi32(ni, k1);
     const __m256i bias = _mm256_set1_epi32(127);
     __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
@@ -51,20 +60,8 @@ XF_AVX2_FN __m256 xf_expf_avx2(__m256 x)
  * once, as the two factors do. */
 XF_AVX512_FN __m512 xf_expf_avx512(__m512 x)
 {
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 xc = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x));
-    __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic),
-                             magic);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9841270e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3888889e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3333333e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1666667e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666667e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 n, p;
+    XF_EXPF_PARTS(_mm512, __m512, x, n, p);
     return _mm512_scalef_ps(p, n);
 }
 
