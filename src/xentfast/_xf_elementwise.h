@@ -17,6 +17,7 @@
 #include <string.h>
 #include "_xf_simd.h"
 #include "_xf_dispatch.h"
+#include "_xf_exp_x86.h"
 
 /* Elements per block: the unit of parallel work and of the partial sums, so
  * the sums (and hence the results) do not depend on the number of threads. */
@@ -26,6 +27,7 @@
 #define XF_CHUNK 512
 
 #define XF_T float
+#define XF_F32 1
 #define XF_DT_NAME(f) f##_f32
 #define XF_EXP xf_expf
 #define XF_LOG xf_logf
@@ -38,8 +40,10 @@
 #undef XF_LOG
 #undef XF_LOG_PLUS
 #undef XF_LOG1P
+#undef XF_F32
 
 #define XF_T double
+#define XF_F32 0
 #define XF_DT_NAME(f) f##_f64
 #define XF_EXP xf_exp
 #define XF_LOG xf_log
@@ -52,6 +56,7 @@
 #undef XF_LOG
 #undef XF_LOG_PLUS
 #undef XF_LOG1P
+#undef XF_F32
 #undef XF_IMPL
 
 #define xf_count_outside_unit_f32(...) XF_DISPATCH(xf_count_outside_unit_f32, __VA_ARGS__)

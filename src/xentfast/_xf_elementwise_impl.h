@@ -101,12 +101,22 @@ static XF_TARGET double XF_NAME(xf_bce_block)(
 }
 
 /* Pass of the logit kernels: e[i] = exp(-|x[i]|) (NaN stays NaN). */
-static inline __attribute__((always_inline)) void XF_NAME(xf_exp_neg_abs)(
+static inline __attribute__((always_inline)) XF_TARGET void XF_NAME(xf_exp_neg_abs)(
     const XF_T *x, Py_ssize_t m, XF_T *e)
 {
+#if defined(XF_X86) && XF_F32 && XF_LEVEL_NUM == 2
+    /* the exp with scalef (_xf_exp_x86.h); the last vector under a mask */
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (Py_ssize_t i = 0; i < m; i += 16) {
+        __mmask16 k = m - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - i)) - 1u);
+        __m512 v = _mm512_or_ps(_mm512_maskz_loadu_ps(k, x + i), sign);   /* -|x| */
+        _mm512_mask_storeu_ps(e + i, k, xf_expf_avx512(v));
+    }
+#else
     XF_SIMD
     for (Py_ssize_t i = 0; i < m; i++)
         e[i] = XF_EXP(-(x[i] < 0 ? -x[i] : x[i]));
+#endif
 }
 
 /* Pass of the logit kernels: from e = exp(-|x|), softplus[i] = log1p(e)
