@@ -622,14 +622,27 @@ def test_estimator_bad_input(rng):
         fitted.predict(Xd[:, :3])
 
 
-def test_estimator_on_the_cluster(client, rng):
+@pytest.mark.parametrize("persisted", [True, False], ids=["X_persisted", "X_lazy"])
+@pytest.mark.parametrize("weighted", [True, False], ids=["weighted", "unweighted"])
+def test_estimator_on_the_cluster(client, persisted, weighted, rng, monkeypatch):
+    # X held by the workers: each evaluation goes to the blocks' futures
+    # directly; X as a graph: through a dask graph.  Same model either way.
+    from xentfast import _dask_estimator
     X, y = classification(rng, n=1000, d=4, k=3)
-    sw = rng.uniform(0.5, 1.5, len(y))
-    a = CrossEntropyClassifier(tol=1e-9, class_weight="balanced").fit(X, y, sample_weight=sw)
-    Xd = client.persist(da.from_array(X, chunks=(500, 4)))
+    sw = rng.uniform(0.5, 1.5, len(y)) if weighted else None
+    kw = dict(tol=1e-9, class_weight="balanced" if weighted else None)
+    a = CrossEntropyClassifier(**kw).fit(X, y, sample_weight=sw)
+    Xd = da.from_array(X, chunks=(50, 4))   # 20 blocks: sums on the workers, then here
+    if persisted:
+        Xd = client.persist(Xd)
+    calls = []
+    on_futures = _dask_estimator._objective_on_futures
+    monkeypatch.setattr(_dask_estimator, "_objective_on_futures",
+                        lambda *args: calls.append(1) or on_futures(*args))
     with dask.config.set(scheduler=client):
-        b = CrossEntropyClassifier(tol=1e-9, class_weight="balanced").fit(
-            Xd, da.from_array(y, chunks=500), da.from_array(sw, chunks=500))
+        b = CrossEntropyClassifier(**kw).fit(
+            Xd, da.from_array(y, chunks=50), None if sw is None else da.from_array(sw, chunks=50))
+        assert (len(calls) > 0) == persisted
         proba = b.predict_proba(Xd)
         assert isinstance(proba, da.Array)
         np.testing.assert_array_equal(proba.compute(), b.predict_proba(X))

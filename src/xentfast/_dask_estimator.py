@@ -104,14 +104,20 @@ def _fit_classifier(est, X, y, sample_weight):
     options = dict(n_classes=k, loss=est.loss, gamma=float(est.gamma),
                    label_smoothing=float(est.label_smoothing), fit_intercept=fit_intercept)
 
+    client = _client_in_use()
+    blocks = _persisted_row_blocks(client, X, y_idx, s) if client is not None else None
+
     def objective(theta):
-        P = theta.size + 1
-        parts = da.blockwise(
-            _classifier_block, "ip", X, "ij", y_idx, "i", *_arg(s, "i"),
-            da.from_array(theta, chunks=-1), "q", new_axes={"p": P},
-            adjust_chunks={"i": 1}, concatenate=True, align_arrays=False,
-            meta=_meta(2, np.float64), **options)
-        total = parts.sum(axis=0).compute() / s_sum
+        if blocks is not None:
+            total = _objective_on_futures(client, blocks, theta, options) / s_sum
+        else:
+            P = theta.size + 1
+            parts = da.blockwise(
+                _classifier_block, "ip", X, "ij", y_idx, "i", *_arg(s, "i"),
+                da.from_array(theta, chunks=-1), "q", new_axes={"p": P},
+                adjust_chunks={"i": 1}, concatenate=True, align_arrays=False,
+                meta=_meta(2, np.float64), **options)
+            total = parts.sum(axis=0).compute() / s_sum
         W = theta[:n_coef]
         grad = total[1:]
         grad[:n_coef] += alpha * W
@@ -125,6 +131,61 @@ def _fit_classifier(est, X, y, sample_weight):
     if hasattr(est, "feature_names_in_"):
         del est.feature_names_in_
     return est
+
+
+# On a distributed cluster with X already in the workers' memory, an
+# evaluation submits one task per row block and a tree of sums straight to
+# the scheduler: a dask graph for the same work cost a further ~50 ms a
+# round trip on a 2-core LocalCluster (graph submission and the reduction's
+# layers), half of what the in-memory fit spends on a whole iteration.
+SUM_FAN_IN = 8
+
+
+def _client_in_use():
+    """The dask.distributed Client that dask computes on now, else None."""
+    try:
+        from distributed import Client
+    except ImportError:
+        return None
+    client = getattr(dask.base.get_scheduler(), "__self__", None)
+    return client if isinstance(client, Client) else None
+
+
+def _persisted_row_blocks(client, X, y_idx, s):
+    """The futures of the row blocks of X (one column chunk), y_idx and s
+    (None: no sample weights), in order, when every block is held by the
+    cluster (persisted); else None."""
+    from distributed import futures_of
+
+    if X.numblocks[1] != 1 or y_idx.chunks[0] != X.chunks[0]:
+        return None
+    arrays = [X, y_idx] + ([s] if s is not None else [])
+    futures = {f.key: f for a in arrays for f in futures_of(a)}
+    blocks = []
+    for a in arrays:
+        keys = [k[0] if a.ndim == 2 else k for k in a.__dask_keys__()]
+        if any(k not in futures for k in keys):
+            return None
+        blocks.append([futures[k] for k in keys])
+    return blocks
+
+
+def _sum_parts(*parts):
+    return np.sum(np.concatenate(parts), axis=0, keepdims=True)
+
+
+def _objective_on_futures(client, blocks, theta, options):
+    """The (P,) sum over row blocks of _classifier_block, computed by tasks
+    on the blocks' futures and summed SUM_FAN_IN at a time: on the workers
+    while more parts remain, then here."""
+    n_blocks = len(blocks[0])
+    s_blocks = blocks[2] if len(blocks) > 2 else [None] * n_blocks
+    parts = client.map(_classifier_block, blocks[0], blocks[1], s_blocks,
+                       [theta] * n_blocks, pure=False, **options)
+    while len(parts) > SUM_FAN_IN:
+        parts = [client.submit(_sum_parts, *parts[i:i + SUM_FAN_IN], pure=False)
+                 for i in range(0, len(parts), SUM_FAN_IN)]
+    return _sum_parts(*client.gather(parts))[0]   # the tree's last level, here
 
 
 def _take_weights(y_idx, class_w):
