@@ -31,7 +31,7 @@ from libc.string cimport memset
 from ._memview cimport ptr_or_null
 from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
-                     row_mul, row_scale_sub, row_softcap, rows_log1p, ROW_GROUP_MAX_CLASSES,
+                     row_mul, row_scale_sub, row_softcap, rows_log1p, row_group,
                      row_target_dot, tile_exp, tile_load, tile_max, tile_store)
 
 
@@ -143,18 +143,18 @@ cdef inline Py_ssize_t row_scratch_columns(Py_ssize_t c, bint grad, bint capped)
     return 2 * c if capped else c
 
 
-cdef inline Py_ssize_t row_group(Py_ssize_t c, bint capped) noexcept nogil:
-    """Rows the row path of a label loss takes together: XF_LANES short rows
-    (their log1p's then go in vectors), else one (a capped row keeps its
-    cap's slope in the thread's scratch row until its gradient is done)."""
-    return XF_LANES if c <= ROW_GROUP_MAX_CLASSES and not capped else 1
+cdef inline Py_ssize_t label_row_group(Py_ssize_t c, bint capped) noexcept nogil:
+    """Rows the row path of a label loss takes together: row_group(c), but
+    one when capped (a capped row keeps its cap's slope in the thread's
+    scratch row until its gradient is done)."""
+    return 1 if capped else row_group(c)
 
 
 def cross_entropy_labels_scratch(const floating[:, ::1] logits, *, bint grad,
                                  double label_smoothing=0.0, softcap=None):
     """Shape of the `scratch` array `cross_entropy_labels` needs."""
     cdef Py_ssize_t n = logits.shape[0], c = logits.shape[1]
-    cdef Py_ssize_t group = row_group(c, softcap is not None)
+    cdef Py_ssize_t group = label_row_group(c, softcap is not None)
     if label_tiles(c, <floating>0, label_smoothing, softcap is not None):
         return threads_for((n + XF_LANES - 1) // XF_LANES, n * c), 0
     return (threads_for((n + group - 1) // group, n * c),
@@ -243,9 +243,10 @@ cdef void label_tile(const LabelLoss *o, const floating *x, const int64_t *y,
 cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
                       Py_ssize_t nr, Py_ssize_t c, const floating *w, const floating *sw,
                       double *loss, floating *g, floating *sp) noexcept nogil:
-    """Rows [0, nr) of a row group (row_group): each row's max and exps, then
-    the group's log1p's at once, then each row's loss and gradient.  g may
-    be NULL (no gradient) or x; sp is the thread's scratch row."""
+    """Rows [0, nr) of a row group (label_row_group): each row's max and
+    exps, then the group's log1p's at once, then each row's loss and
+    gradient.  g may be NULL (no gradient) or x; sp is the thread's scratch
+    row."""
     cdef RowStats r[XF_LANES]
     cdef double others[XF_LANES]
     cdef double l1p[XF_LANES]
@@ -302,7 +303,7 @@ cdef void label_rows(const LabelLoss *o, const floating[:, ::1] x, const int64_t
     """The loss `o` of every row of x, in tiles or in row groups."""
     cdef:
         Py_ssize_t n = x.shape[0], c = x.shape[1], i, r0
-        Py_ssize_t group = row_group(c, o.capped)
+        Py_ssize_t group = label_row_group(c, o.capped)
         const floating *w = ptr_or_null(weight)
         const floating *sw = ptr_or_null(sample_weight)
         floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL

@@ -57,6 +57,12 @@ cdef enum:
     ROW_GROUP_MAX_CLASSES = 256
 
 
+cdef inline Py_ssize_t row_group(Py_ssize_t c) noexcept nogil:
+    """Rows a kernel's row path takes together: XF_LANES short rows (their
+    log1p's then go in vectors), else one."""
+    return XF_LANES if c <= ROW_GROUP_MAX_CLASSES else 1
+
+
 cdef inline void rows_log1p(const double *x, Py_ssize_t n, double *out) noexcept nogil:
     """out[k] = log1p(x[k]), vectorised across k."""
     xf_rows_log1p_f64(x, n, out)

@@ -13,7 +13,7 @@ from libc.math cimport INFINITY
 
 from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
-                     row_scale_sub, row_sub, rows_log1p, ROW_GROUP_MAX_CLASSES,
+                     row_scale_sub, row_sub, rows_log1p, row_group,
                      tile_exp, tile_load, tile_max, tile_store)
 
 
@@ -58,12 +58,6 @@ cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
                       use_threads_if=threads > 1):
         tile_rows(op, &x[blk * XF_LANES, 0], c, min(<Py_ssize_t>XF_LANES, n - blk * XF_LANES),
                   &out[blk * XF_LANES, 0])
-
-
-cdef inline Py_ssize_t row_group(Py_ssize_t c) noexcept nogil:
-    """Rows log_softmax's row path takes together: XF_LANES short rows
-    (their log1p's then go in vectors), else one."""
-    return XF_LANES if c <= ROW_GROUP_MAX_CLASSES else 1
 
 
 def log_softmax_scratch(const floating[:, ::1] x, *, bint in_place):
