@@ -32,7 +32,7 @@ from ._memview cimport ptr_or_null
 from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap, rows_log1p, row_group,
-                     row_target_dot, tile_exp, tile_load, tile_max, tile_store)
+                     row_target_dot, tile_cross_entropy, tile_exp, tile_load, tile_store)
 
 
 # ---------------------------------------------------------------- row maths
@@ -197,45 +197,58 @@ cdef void label_tile(const LabelLoss *o, const floating *x, const int64_t *y,
                      Py_ssize_t nr, Py_ssize_t c, const floating *w, const floating *sw,
                      double *loss, floating *g) noexcept nogil:
     """Rows [0, nr) of a tile, nr <= XF_LANES, c <= tile_limit(); no label
-    smoothing or softcap.  g may be NULL (no gradient) or x."""
+    smoothing or softcap.  g may be NULL (no gradient) or x.  The
+    cross-entropy's per-row algebra runs across the lanes
+    (tile_cross_entropy); the focal loss's, row by row."""
     cdef floating tile[TILE_SIZE]
     cdef floating m[XF_LANES]
     cdef floating others[XF_LANES]
     cdef floating l1p[XF_LANES]
     cdef floating a[XF_LANES]
-    cdef floating b[XF_LANES]
     cdef floating zero[XF_LANES]
+    # per lane, 0 in lanes past nr and in ignored rows (their results are
+    # replaced below)
     cdef double x_y[XF_LANES]
+    cdef double e_y[XF_LANES]
+    cdef double w_y[XF_LANES]
+    cdef double s[XF_LANES]
+    cdef double lane_loss[XF_LANES]
     cdef double g_y[XF_LANES]
     cdef RowStats r
     cdef RowResult res
     cdef Py_ssize_t k
-    tile_load(x, c, nr, tile)
-    tile_max(tile, c, m)
-    for k in range(nr):
-        if y[k] != o.ignore_index:
-            x_y[k] = x[k * c + y[k]] - m[k]
-    tile_exp(tile, c, m, tile, others, l1p)
+    cdef int64_t target[XF_LANES]   # the label, or -1 (ignored, or past nr)
+    tile_load(x, c, nr, tile, m)
+    # one loop, not a zeroing pass first: gcc makes those `rep stos`, slow
+    # for arrays this small
     for k in range(XF_LANES):
         zero[k] = 0
-        a[k] = 0
-        b[k] = 0
-    r.dot = r.w_sum = 0.0
+        target[k] = y[k] if k < nr and y[k] != o.ignore_index else -1
+        if target[k] >= 0:
+            x_y[k] = x[k * c + target[k]] - m[k]
+            w_y[k] = w[target[k]] if w != NULL else 1.0
+            s[k] = sw[k] if sw != NULL else 1.0
+        else:
+            x_y[k] = w_y[k] = s[k] = 0.0
+    tile_exp(tile, c, m, tile, others, l1p)
+    for k in range(XF_LANES):
+        e_y[k] = tile[target[k] * XF_LANES + k] if target[k] >= 0 else 0.0
+    if o.focal:
+        r.dot = r.w_sum = 0.0
+        for k in range(XF_LANES):
+            r.m, r.x_y, r.e_y, r.others, r.l1p = m[k], x_y[k], e_y[k], others[k], l1p[k]
+            res = focal_row(r, w_y[k], o.gamma, o.ce.grad_scale)
+            lane_loss[k], a[k], g_y[k] = res.loss, <floating>res.a, res.g_y
+    else:
+        tile_cross_entropy(m, others, l1p, x_y, e_y, w_y, s, o.ce.z_loss, o.ce.grad_scale,
+                           lane_loss, a, g_y)
     for k in range(nr):
-        if y[k] == o.ignore_index:
-            loss[k] = 0.0
-            continue
-        r.m, r.x_y, r.e_y = m[k], x_y[k], tile[y[k] * XF_LANES + k]
-        r.others, r.l1p = others[k], l1p[k]
-        res = label_row(o, r, w[y[k]] if w != NULL else 1.0, sw[k] if sw != NULL else 1.0, c)
-        loss[k] = res.loss
-        a[k] = <floating>res.a
-        g_y[k] = res.g_y
+        loss[k] = lane_loss[k] if target[k] >= 0 else 0.0
     if g != NULL:
-        tile_store(tile, c, nr, a, zero, b, NULL, g)
+        tile_store(tile, c, nr, a, zero, zero, NULL, g)
         for k in range(nr):
-            if y[k] != o.ignore_index:
-                g[k * c + y[k]] = <floating>g_y[k]
+            if target[k] >= 0:
+                g[k * c + target[k]] = <floating>g_y[k]
             else:   # 0, not 0 * NaN, whatever the row holds
                 memset(g + k * c, 0, c * sizeof(floating))
 

@@ -10,10 +10,9 @@ cdef extern from "_xf_rows.h" nogil:
     enum: XF_TILE_CAPACITY
     Py_ssize_t xf_tile_limit_f32()
     Py_ssize_t xf_tile_limit_f64()
-    void xf_tile_load_f32(const float *x, Py_ssize_t c, Py_ssize_t nr, float *tile)
-    void xf_tile_load_f64(const double *x, Py_ssize_t c, Py_ssize_t nr, double *tile)
-    void xf_tile_max_f32(const float *tile, Py_ssize_t c, float *m)
-    void xf_tile_max_f64(const double *tile, Py_ssize_t c, double *m)
+    void xf_tile_load_f32(const float *x, Py_ssize_t c, Py_ssize_t nr, float *tile, float *m)
+    void xf_tile_load_f64(const double *x, Py_ssize_t c, Py_ssize_t nr, double *tile,
+                          double *m)
     void xf_tile_exp_f32(const float *tile, Py_ssize_t c, const float *m, float *out,
                          float *others, float *l1p)
     void xf_tile_exp_f64(const double *tile, Py_ssize_t c, const double *m, double *out,
@@ -22,6 +21,14 @@ cdef extern from "_xf_rows.h" nogil:
                            const float *s, const float *b, const float *w, float *g)
     void xf_tile_store_f64(const double *tile, Py_ssize_t c, Py_ssize_t nr, const double *a,
                            const double *s, const double *b, const double *w, double *g)
+    void xf_tile_cross_entropy_f32(const float *m, const float *others, const float *l1p,
+                                   const double *x_y, const double *e_y, const double *w_y,
+                                   const double *s, double z_loss, double grad_scale,
+                                   double *loss, float *a, double *g_y)
+    void xf_tile_cross_entropy_f64(const double *m, const double *others, const double *l1p,
+                                   const double *x_y, const double *e_y, const double *w_y,
+                                   const double *s, double z_loss, double grad_scale,
+                                   double *loss, double *a, double *g_y)
     float xf_row_max_f32(const float *x, Py_ssize_t n)
     double xf_row_max_f64(const double *x, Py_ssize_t n)
     double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e, double *l1p)
@@ -143,18 +150,12 @@ cdef inline Py_ssize_t tile_limit(floating dtype_tag) noexcept nogil:
 
 
 cdef inline void tile_load(const floating *x, Py_ssize_t c, Py_ssize_t nr,
-                           floating *tile) noexcept nogil:
+                           floating *tile, floating *m) noexcept nogil:
+    """The tile of rows [0, nr) of x, and each lane's max in m."""
     if floating is float:
-        xf_tile_load_f32(x, c, nr, tile)
+        xf_tile_load_f32(x, c, nr, tile, m)
     else:
-        xf_tile_load_f64(x, c, nr, tile)
-
-
-cdef inline void tile_max(const floating *tile, Py_ssize_t c, floating *m) noexcept nogil:
-    if floating is float:
-        xf_tile_max_f32(tile, c, m)
-    else:
-        xf_tile_max_f64(tile, c, m)
+        xf_tile_load_f64(x, c, nr, tile, m)
 
 
 cdef inline void tile_exp(const floating *tile, Py_ssize_t c, const floating *m,
@@ -172,3 +173,16 @@ cdef inline void tile_store(const floating *tile, Py_ssize_t c, Py_ssize_t nr,
         xf_tile_store_f32(tile, c, nr, a, s, b, w, g)
     else:
         xf_tile_store_f64(tile, c, nr, a, s, b, w, g)
+
+
+cdef inline void tile_cross_entropy(const floating *m, const floating *others,
+                                    const floating *l1p, const double *x_y,
+                                    const double *e_y, const double *w_y, const double *s,
+                                    double z_loss, double grad_scale, double *loss,
+                                    floating *a, double *g_y) noexcept nogil:
+    if floating is float:
+        xf_tile_cross_entropy_f32(m, others, l1p, x_y, e_y, w_y, s, z_loss, grad_scale,
+                                  loss, a, g_y)
+    else:
+        xf_tile_cross_entropy_f64(m, others, l1p, x_y, e_y, w_y, s, z_loss, grad_scale,
+                                  loss, a, g_y)

@@ -14,7 +14,7 @@ from libc.math cimport INFINITY
 from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_scale_sub, row_sub, rows_log1p, row_group,
-                     tile_exp, tile_load, tile_max, tile_store)
+                     tile_exp, tile_load, tile_store)
 
 
 cdef enum Op:
@@ -33,8 +33,7 @@ cdef void tile_rows(Op op, const floating *x, Py_ssize_t c, Py_ssize_t nr,
     cdef floating b[XF_LANES]
     cdef floating zero[XF_LANES]
     cdef Py_ssize_t k
-    tile_load(x, c, nr, tile)
-    tile_max(tile, c, m)
+    tile_load(x, c, nr, tile, m)
     tile_exp(tile, c, m, e, others, l1p)
     for k in range(XF_LANES):
         zero[k] = 0

@@ -70,12 +70,12 @@
 #define xf_exp_block_f64(...) XF_DISPATCH(xf_exp_block_f64, __VA_ARGS__)
 #define xf_tile_load_f32(...) XF_DISPATCH(xf_tile_load_f32, __VA_ARGS__)
 #define xf_tile_load_f64(...) XF_DISPATCH(xf_tile_load_f64, __VA_ARGS__)
-#define xf_tile_max_f32(...) XF_DISPATCH(xf_tile_max_f32, __VA_ARGS__)
-#define xf_tile_max_f64(...) XF_DISPATCH(xf_tile_max_f64, __VA_ARGS__)
 #define xf_tile_exp_f32(...) XF_DISPATCH(xf_tile_exp_f32, __VA_ARGS__)
 #define xf_tile_exp_f64(...) XF_DISPATCH(xf_tile_exp_f64, __VA_ARGS__)
 #define xf_tile_store_f32(...) XF_DISPATCH(xf_tile_store_f32, __VA_ARGS__)
 #define xf_tile_store_f64(...) XF_DISPATCH(xf_tile_store_f64, __VA_ARGS__)
+#define xf_tile_cross_entropy_f32(...) XF_DISPATCH(xf_tile_cross_entropy_f32, __VA_ARGS__)
+#define xf_tile_cross_entropy_f64(...) XF_DISPATCH(xf_tile_cross_entropy_f64, __VA_ARGS__)
 
 /* Most classes the kernels send through tiles, per level (baseline, avx2,
  * avx512) and dtype: above, the row loops are faster (measured on Zen 4/5,

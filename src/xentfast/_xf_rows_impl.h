@@ -146,13 +146,15 @@ static XF_TARGET void XF_NAME(xf_exp_block)(const XF_T *x, Py_ssize_t n, XF_T *e
  */
 
 /* tile[j, k] = x[k * C + j] for the nr <= XF_LANES rows of x; lanes past nr
- * are filled with 0 so that every later loop runs over full vectors.  Float
- * tiles at the AVX levels are transposed in registers (_xf_transpose.h). */
+ * are filled with 0 so that every later loop runs over full vectors.  And
+ * m[k] = max over the classes of lane k (NaNs skipped, as in xf_row_max).
+ * Float tiles at the AVX levels are transposed in registers, the max taken
+ * there (_xf_transpose.h). */
 static XF_TARGET void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
-                                                 Py_ssize_t nr, XF_T *tile)
+                                                 Py_ssize_t nr, XF_T *tile, XF_T *m)
 {
 #if defined(XF_X86) && XF_LEVEL_NUM >= 1 && XF_F32
-    xf_tile_load8_f32(x, c, nr, tile);
+    xf_tile_load8_f32(x, c, nr, tile, m);
 #else
     for (Py_ssize_t j = 0; j < c; j++)
         XF_SIMD
@@ -161,12 +163,6 @@ static XF_TARGET void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
     for (Py_ssize_t k = nr; k < XF_LANES; k++)
         for (Py_ssize_t j = 0; j < c; j++)
             tile[j * XF_LANES + k] = 0;
-#endif
-}
-
-/* m[k] = max over the classes of lane k (NaNs skipped, as in xf_row_max). */
-static XF_TARGET void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c, XF_T *m)
-{
     XF_SIMD
     for (Py_ssize_t k = 0; k < XF_LANES; k++)
         m[k] = -INFINITY;
@@ -177,6 +173,7 @@ static XF_TARGET void XF_NAME(xf_tile_max)(const XF_T *tile, Py_ssize_t c, XF_T 
             m[k] = v > m[k] ? v : m[k];
         }
     }
+#endif
 }
 
 /* out = exp(tile - m), lane by lane (out may be tile); others[k] as
@@ -185,6 +182,11 @@ static XF_TARGET void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
                                                 const XF_T *m, XF_T *out,
                                                 XF_T *others, XF_T *l1p)
 {
+#if XF_ROWS_X86_F32 == 2
+    xf_tile_exp_avx512(tile, c, m, out, others);
+#elif XF_ROWS_X86_F32 == 1
+    xf_tile_exp_avx2(tile, c, m, out, others);
+#else
     double rest[XF_LANES], ones[XF_LANES];
     XF_SIMD
     for (Py_ssize_t k = 0; k < XF_LANES; k++)
@@ -200,9 +202,35 @@ static XF_TARGET void XF_NAME(xf_tile_exp)(const XF_T *tile, Py_ssize_t c,
         }
     }
     XF_SIMD
-    for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+    for (Py_ssize_t k = 0; k < XF_LANES; k++)
         others[k] = (XF_T)(rest[k] + (ones[k] - 1.0));
+#endif
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++)
         l1p[k] = XF_LOG1P(others[k]);
+}
+
+/* The cross-entropy of a tile's lanes (no label smoothing), from what
+ * xf_tile_load and xf_tile_exp give (m, others, l1p) and each lane's target
+ * logit minus m (x_y), its exp (e_y), class weight (w_y) and sample weight
+ * (s): loss[k], and the gradient row's coefficients, a[k] exp(x - m) but
+ * g_y[k] at the target.  The formulas of cross_entropy_row in _multiclass.pyx
+ * with no smoothing, in double, across lanes instead of a scalar loop. */
+static XF_TARGET void XF_NAME(xf_tile_cross_entropy)(
+    const XF_T *m, const XF_T *others, const XF_T *l1p, const double *x_y,
+    const double *e_y, const double *w_y, const double *s, double z_loss,
+    double grad_scale, double *loss, XF_T *a, double *g_y)
+{
+    XF_SIMD
+    for (Py_ssize_t k = 0; k < XF_LANES; k++) {
+        double lse = (double)m[k] + (double)l1p[k], s_g = s[k] * grad_scale;
+        double o = (double)others[k], d = 1.0 + o;
+        double ak = s_g * (w_y[k] + 2 * z_loss * lse) / d;
+        /* target is the max: p_y - 1 = -others / (1 + others), no cancellation */
+        double gy_max = s_g * (2 * z_loss * lse - w_y[k] * o) / d;
+        g_y[k] = e_y[k] == 1.0 ? gy_max : ak * e_y[k] - s_g * w_y[k];
+        a[k] = (XF_T)ak;
+        loss[k] = s[k] * (w_y[k] * ((double)l1p[k] - x_y[k]) + z_loss * lse * lse);
     }
 }
 

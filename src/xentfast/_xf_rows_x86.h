@@ -93,6 +93,36 @@ XF_AVX2_FN double xf_row_exp_sum_avx2(const float *x, Py_ssize_t n, float m, flo
     return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
 }
 
+/* The exps of a float tile (_xf_rows_impl.h: 16 rows, class j of row k at
+ * tile[j * 16 + k]), two vectors a class: out = exp(tile - m) (out may be
+ * tile), and others[k] = the sum of lane k's terms but one of its ones.  A
+ * lane's terms are summed in float, the even and the odd classes apart (at
+ * most 64 terms a sum: within 4e-6 relative, as the row sums), the two sums
+ * added in double. */
+XF_AVX2_FN void xf_tile_exp_avx2(const float *tile, Py_ssize_t c, const float *m,
+                                 float *out, float *others)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    for (int h = 0; h < 16; h += 8) {
+        const __m256 mv = _mm256_loadu_ps(m + h);
+        __m256 s[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ones = _mm256_setzero_ps();
+        for (Py_ssize_t j = 0; j < c; j++) {
+            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + h), mv));
+            _mm256_storeu_ps(out + j * 16 + h, v);
+            xf_add_exps_avx2(v, all, &s[j & 1], &ones);
+        }
+        __m256 lo = _mm256_add_ps(ones, _mm256_set1_ps(-1.0f));   /* exact */
+        __m256d sum_lo = _mm256_add_pd(_mm256_add_pd(
+            _mm256_cvtps_pd(_mm256_castps256_ps128(s[0])), _mm256_cvtps_pd(_mm256_castps256_ps128(s[1]))),
+            _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
+        __m256d sum_hi = _mm256_add_pd(_mm256_add_pd(
+            _mm256_cvtps_pd(_mm256_extractf128_ps(s[0], 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(s[1], 1))),
+            _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
+        _mm_storeu_ps(others + h, _mm256_cvtpd_ps(sum_lo));
+        _mm_storeu_ps(others + h + 4, _mm256_cvtpd_ps(sum_hi));
+    }
+}
+
 /* ---- AVX-512: 16 floats a vector, the last one under a mask ---- */
 
 XF_AVX512_FN __mmask16 xf_first_lanes_avx512(Py_ssize_t count)
@@ -136,6 +166,30 @@ XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m,
     }
     *ones = count;
     return _mm512_reduce_add_pd(acc);
+}
+
+/* xf_tile_exp_avx2 in one vector a class, the exp's 2^n by scalef. */
+XF_AVX512_FN void xf_tile_exp_avx512(const float *tile, Py_ssize_t c, const float *m,
+                                     float *out, float *others)
+{
+    const __m512 mv = _mm512_loadu_ps(m), one = _mm512_set1_ps(1.0f);
+    __m512 s[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, ones = _mm512_setzero_ps();
+    for (Py_ssize_t j = 0; j < c; j++) {
+        __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_loadu_ps(tile + j * 16), mv));
+        _mm512_storeu_ps(out + j * 16, v);
+        __mmask16 is_one = _mm512_cmp_ps_mask(v, one, _CMP_EQ_OQ);
+        ones = _mm512_mask_add_ps(ones, is_one, ones, one);
+        s[j & 1] = _mm512_mask_add_ps(s[j & 1], (__mmask16)~is_one, s[j & 1], v);
+    }
+    __m512 lo = _mm512_add_ps(ones, _mm512_set1_ps(-1.0f));   /* exact */
+    __m512d sum_lo = _mm512_add_pd(_mm512_add_pd(
+        _mm512_cvtps_pd(_mm512_castps512_ps256(s[0])), _mm512_cvtps_pd(_mm512_castps512_ps256(s[1]))),
+        _mm512_cvtps_pd(_mm512_castps512_ps256(lo)));
+    __m512d sum_hi = _mm512_add_pd(_mm512_add_pd(
+        _mm512_cvtps_pd(_mm512_extractf32x8_ps(s[0], 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(s[1], 1))),
+        _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
+    _mm256_storeu_ps(others, _mm512_cvtpd_ps(sum_lo));
+    _mm256_storeu_ps(others + 8, _mm512_cvtpd_ps(sum_hi));
 }
 
 #endif /* XF_X86 */

@@ -48,12 +48,13 @@ XF_AVX2_INLINE __m256i xf_first_lanes8(Py_ssize_t n)
                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* xf_tile_load for float: rows past nr are 0. */
+/* xf_tile_load for float: rows past nr are 0; m the lanes' maxima. */
 XF_AVX2_INLINE void xf_tile_load8_f32(const float *x, Py_ssize_t c, Py_ssize_t nr,
-                                      float *tile)
+                                      float *tile, float *m)
 {
     for (Py_ssize_t k0 = 0; k0 < 16; k0 += 8) {
         Py_ssize_t rows = nr - k0;
+        __m256 mk = _mm256_set1_ps(-INFINITY);   /* max(v, mk) keeps mk where v is NaN */
         for (Py_ssize_t j0 = 0; j0 < c; j0 += 8) {
             Py_ssize_t width = c - j0 < 8 ? c - j0 : 8;
             __m256i mask = xf_first_lanes8(width);
@@ -64,9 +65,12 @@ XF_AVX2_INLINE void xf_tile_load8_f32(const float *x, Py_ssize_t c, Py_ssize_t n
                      : width == 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, mask);
             }
             xf_transpose8x8_ps(r);
-            for (Py_ssize_t j = 0; j < width; j++)
+            for (Py_ssize_t j = 0; j < width; j++) {
                 _mm256_storeu_ps(tile + (j0 + j) * 16 + k0, r[j]);
+                mk = _mm256_max_ps(r[j], mk);
+            }
         }
+        _mm256_storeu_ps(m + k0, mk);
     }
 }
 

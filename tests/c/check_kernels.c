@@ -92,8 +92,7 @@ static void check_tile(int level, Py_ssize_t c, Py_ssize_t nr)
     unsigned state = (unsigned)(c * 31 + nr);
     for (Py_ssize_t i = 0; i < nr * c; i++)
         x[i] = next_value(&state);
-    xf_tile_load_f32(x, c, nr, tile);
-    xf_tile_max_f32(tile, c, m);
+    xf_tile_load_f32(x, c, nr, tile, m);
     xf_tile_exp_f32(tile, c, m, tile, others, l1p);
     for (Py_ssize_t k = 0; k < XF_LANES; k++) {
         a[k] = 2.0f;
@@ -107,7 +106,7 @@ static void check_tile(int level, Py_ssize_t c, Py_ssize_t nr)
             mk = x[k * c + j] > mk ? x[k * c + j] : mk;
         for (Py_ssize_t j = 0; j < c; j++)
             sum += exp((double)x[k * c + j] - mk);
-        check("tile_max", level, c, m[k], mk, 0);
+        check("tile_load max", level, c, m[k], mk, 0);
         check("tile_exp others", level, c, 1 + others[k], sum, 1e-6);
         check("tile_exp log1p", level, c, l1p[k], log(sum), 1e-6);
         for (Py_ssize_t j = 0; j < c; j++)
