@@ -224,10 +224,10 @@ static XF_TARGET void XF_NAME(xf_tile_cross_entropy)(
     XF_SIMD
     for (Py_ssize_t k = 0; k < XF_LANES; k++) {
         double lse = (double)m[k] + (double)l1p[k], s_g = s[k] * grad_scale;
-        double o = (double)others[k], d = 1.0 + o;
-        double ak = s_g * (w_y[k] + 2 * z_loss * lse) / d;
+        double o = (double)others[k], inv = 1.0 / (1.0 + o);   /* one division */
+        double ak = s_g * (w_y[k] + 2 * z_loss * lse) * inv;
         /* target is the max: p_y - 1 = -others / (1 + others), no cancellation */
-        double gy_max = s_g * (2 * z_loss * lse - w_y[k] * o) / d;
+        double gy_max = s_g * (2 * z_loss * lse - w_y[k] * o) * inv;
         g_y[k] = e_y[k] == 1.0 ? gy_max : ak * e_y[k] - s_g * w_y[k];
         a[k] = (XF_T)ak;
         loss[k] = s[k] * (w_y[k] * ((double)l1p[k] - x_y[k]) + z_loss * lse * lse);

@@ -106,7 +106,7 @@ XF_AVX2_FN void xf_tile_exp_avx2(const float *tile, Py_ssize_t c, const float *m
     for (int h = 0; h < 16; h += 8) {
         const __m256 mv = _mm256_loadu_ps(m + h);
         __m256 s[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ones = _mm256_setzero_ps();
-        for (Py_ssize_t j = 0; j < c; j++) {
+        for (Py_ssize_t j = 0; j < c; j++) {   /* gcc keeps s in registers here */
             __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + h), mv));
             _mm256_storeu_ps(out + j * 16 + h, v);
             xf_add_exps_avx2(v, all, &s[j & 1], &ones);
@@ -168,25 +168,43 @@ XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m,
     return _mm512_reduce_add_pd(acc);
 }
 
+/* 16 floats read as two halves: the tile was just written by 256-bit stores
+ * (_xf_transpose.h), and a 512-bit load of two such stores cannot be
+ * forwarded from them (it waits until they reach the cache). */
+XF_AVX512_FN __m512 xf_load_halves_avx512(const float *p)
+{
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p)),
+                              _mm256_loadu_ps(p + 8), 1);
+}
+
 /* xf_tile_exp_avx2 in one vector a class, the exp's 2^n by scalef. */
 XF_AVX512_FN void xf_tile_exp_avx512(const float *tile, Py_ssize_t c, const float *m,
                                      float *out, float *others)
 {
-    const __m512 mv = _mm512_loadu_ps(m), one = _mm512_set1_ps(1.0f);
-    __m512 s[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, ones = _mm512_setzero_ps();
-    for (Py_ssize_t j = 0; j < c; j++) {
-        __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_loadu_ps(tile + j * 16), mv));
-        _mm512_storeu_ps(out + j * 16, v);
-        __mmask16 is_one = _mm512_cmp_ps_mask(v, one, _CMP_EQ_OQ);
-        ones = _mm512_mask_add_ps(ones, is_one, ones, one);
-        s[j & 1] = _mm512_mask_add_ps(s[j & 1], (__mmask16)~is_one, s[j & 1], v);
+    const __m512 mv = xf_load_halves_avx512(m), one = _mm512_set1_ps(1.0f);
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, ones = s0;
+#define XF_TILE_EXP_CLASS(j, s)                                                              \
+    do {                                                                                     \
+        __m512 v_ = xf_expf_avx512(_mm512_sub_ps(xf_load_halves_avx512(tile + (j) * 16), mv)); \
+        _mm512_storeu_ps(out + (j) * 16, v_);                                                \
+        __mmask16 is_one_ = _mm512_cmp_ps_mask(v_, one, _CMP_EQ_OQ);                         \
+        ones = _mm512_mask_add_ps(ones, is_one_, ones, one);                                 \
+        s = _mm512_mask_add_ps(s, (__mmask16)~is_one_, s, v_);                               \
+    } while (0)
+    Py_ssize_t j = 0;
+    for (; j + 2 <= c; j += 2) {
+        XF_TILE_EXP_CLASS(j, s0);
+        XF_TILE_EXP_CLASS(j + 1, s1);
     }
+    if (j < c)
+        XF_TILE_EXP_CLASS(j, s0);
+#undef XF_TILE_EXP_CLASS
     __m512 lo = _mm512_add_ps(ones, _mm512_set1_ps(-1.0f));   /* exact */
     __m512d sum_lo = _mm512_add_pd(_mm512_add_pd(
-        _mm512_cvtps_pd(_mm512_castps512_ps256(s[0])), _mm512_cvtps_pd(_mm512_castps512_ps256(s[1]))),
+        _mm512_cvtps_pd(_mm512_castps512_ps256(s0)), _mm512_cvtps_pd(_mm512_castps512_ps256(s1))),
         _mm512_cvtps_pd(_mm512_castps512_ps256(lo)));
     __m512d sum_hi = _mm512_add_pd(_mm512_add_pd(
-        _mm512_cvtps_pd(_mm512_extractf32x8_ps(s[0], 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(s[1], 1))),
+        _mm512_cvtps_pd(_mm512_extractf32x8_ps(s0, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(s1, 1))),
         _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
     _mm256_storeu_ps(others, _mm512_cvtpd_ps(sum_lo));
     _mm256_storeu_ps(others + 8, _mm512_cvtpd_ps(sum_hi));
