@@ -64,6 +64,26 @@ static void check_rows(int level, Py_ssize_t c)
         check("row_scale_sub", level, c, e[j], 0.5 * exp((double)x[j] - m_ref) - 0.25, 1e-6);
 }
 
+/* Exps in float's subnormal range and of -inf: gradual underflow, not a
+ * flush to 0 (the AVX2 exp builds 2^n its own way), and exactly 0. */
+static void check_exp_underflow(int level)
+{
+    enum { C = 64 };
+    float x[C], e[C];
+    for (Py_ssize_t j = 0; j < C; j++)
+        x[j] = j == 0 ? 0.0f : j == 1 ? -INFINITY : -86.0f - 0.3f * (float)j;   /* to -104.9 */
+    double l1p;
+    xf_row_exp_sum_f32(x, C, xf_row_max_f32(x, C), e, &l1p);
+    check("exp(0)", level, C, e[0], 1.0, 0);
+    check("exp(-inf)", level, C, e[1], 0.0, 0);
+    for (Py_ssize_t j = 2; j < C; j++) {
+        double want = exp((double)x[j]);
+        /* within one subnormal step (2^-149) and 1e-6 relative */
+        check("exp underflow", level, C, e[j] / 1.4012984643e-45, want / 1.4012984643e-45,
+              1e-6 + 1.0 / (1 + want / 1.4012984643e-45));
+    }
+}
+
 /* The double instances share the code above; check their exp and sums. */
 static void check_rows_f64(int level, Py_ssize_t c)
 {
@@ -153,6 +173,7 @@ int main(void)
         for (Py_ssize_t c = 1; c <= 40; c++)
             for (Py_ssize_t nr = 1; nr <= XF_LANES; nr += 5)
                 check_tile(level, c, nr);
+        check_exp_underflow(level);
         check_bce_logits(level);
         printf("level %s checked\n", xf_level_names[level]);
         levels++;
