@@ -236,6 +236,71 @@ def test_row_axes(chunks, reduction, rng):
         close(grad, G, xs.dtype)
 
 
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+@pytest.mark.parametrize("shape, chunks", [((N, C), (8, C)), ((N, C), ((10, 1, 26), C)),
+                                           ((3, 5, 7), (2, 5, 7)), ((3, 5, 7), (2, 3, 7))],
+                         ids=str)
+def test_gradient_blocks_share_one_array(shape, chunks, scheduler, monkeypatch, rng):
+    """Row blocks write their gradient into one array of the whole, which the
+    compute returns without joining copies (where only the first row axis
+    is split): the same values as the in-memory function, a new array each
+    compute, and the same blocks for a consumer of them."""
+    x, y = inputs(rng, np.float32, shape=shape)
+    X = da.from_array(x, chunks=chunks)
+    loss, grad = xfd.cross_entropy(X, y, reduction="sum", return_grad=True)
+    _, G = xf.cross_entropy(x, y, reduction="sum", return_grad=True)
+    joins = []
+    tiled_base = xfd._tiled_base
+    monkeypatch.setattr(xfd, "_tiled_base", lambda *a: joins.append(tiled_base(*a)) or joins[-1])
+    g1 = grad.compute(scheduler=scheduler)
+    g2 = dask.compute(loss, grad, scheduler=scheduler)[1]
+    for g in (g1, g2):
+        np.testing.assert_array_equal(g, G)
+        assert g.flags.c_contiguous
+    assert not np.shares_memory(g1, g2)
+    shared = all(len(c) == 1 for c in X.chunks[1:])
+    assert [j is not None for j in joins] == [shared, shared]
+    close(grad.sum(axis=0).compute(scheduler=scheduler), G.sum(axis=0, dtype=np.float64),
+          np.float32)
+
+
+def test_gradient_too_large_to_share_gets_its_own_blocks(monkeypatch, rng):
+    """Beyond a quarter of the machine's memory each task allocates its own
+    gradient block, and the blocks are joined with copies."""
+    x, y = inputs(rng, np.float64)
+    monkeypatch.setattr(xfd, "_physical_memory", lambda: 4 * x.nbytes - 1)
+    loss, grad = xfd.cross_entropy(da.from_array(x, chunks=(8, C)), y, return_grad=True)
+    L, G = xf.cross_entropy(x, y, return_grad=True)
+    blocks = dask.compute(*grad.to_delayed().ravel())
+    assert not any(np.shares_memory(a, b) for a, b in zip(blocks, blocks[1:]))
+    close(grad.compute(), G, np.float64, rtol=1e-15)
+
+
+def test_join_blocks():
+    """The parallel join of a grid of blocks, against np.block, and the
+    shortcut for consecutive views of one array (only those)."""
+    rng = np.random.default_rng(0)
+    whole = rng.standard_normal((9, 7))
+    chunks = ((4, 0, 5), (3, 4))
+    blocks = [[whole[r0:r1, c0:c1] for c0, c1 in ((0, 3), (3, 7))]
+              for r0, r1 in ((0, 4), (4, 4), (4, 9))]
+    joined = xfd._join_blocks([[b.copy() for b in row] for row in blocks], chunks, 2)
+    np.testing.assert_array_equal(joined, whole)
+    base = rng.standard_normal((10, 3))
+    views = [[base[:6]], [base[6:]]]
+    assert xfd._join_blocks(views, ((6, 4), (3,)), 2) is not None
+    assert np.shares_memory(xfd._join_blocks(views, ((6, 4), (3,)), 2), base)
+    swapped = [[base[6:]], [base[:6]]]
+    out = xfd._join_blocks(swapped, ((4, 6), (3,)), 2)
+    assert not np.shares_memory(out, base)
+    np.testing.assert_array_equal(out, np.concatenate([base[6:], base[:6]]))
+    partial = [[base[:3]], [base[3:6]]]
+    assert not np.shares_memory(xfd._join_blocks(partial, ((3, 3), (3,)), 2), base)
+    mixed = [[np.ones((2, 3), np.float32)], [np.zeros((1, 3))]]   # dask's own join
+    np.testing.assert_array_equal(xfd._join_blocks(mixed, ((2, 1), (3,)), 2),
+                                  [[1, 1, 1], [1, 1, 1], [0, 0, 0]])
+
+
 @pytest.mark.parametrize("chunks", [(8, C), (8, 3)], ids=str)
 def test_non_finite_rows(chunks):
     x = np.zeros((10, C))

@@ -13,11 +13,19 @@ Two plans, chosen by the chunking of the class axis (the last one):
 The 'mean' denominator depends on the labels only, so it is a small
 reduction of its own that the gradient tasks take as an input.
 
+Results the size of the logits (the gradient, the softmax family) are joined
+with parallel copies (_JoinedArray); on the threaded and synchronous
+schedulers the row blocks of a gradient are written straight into one array
+of the whole (_SharedOut), which the compute returns without any join.
+
 Needs the ``dask`` extra: ``pip install xentfast[dask]``.
 """
+import concurrent.futures
 import contextlib
+import itertools
 import math
 import operator
+import os
 import re
 import string
 import sys
@@ -56,16 +64,24 @@ _ROW_LETTERS = string.ascii_lowercase[:-1]   # 'z' is the class axis
 _controller = None
 
 
+def _distributed_worker():
+    """The dask.distributed worker running this task, or None."""
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:
+        try:
+            return distributed.get_worker()
+        except ValueError:   # not in a worker
+            pass
+    return None
+
+
 def _scheduler_threads():
     """How many tasks the scheduler running this one runs at once in this
     process: the worker's threads on dask.distributed, the pool's on the
     threaded scheduler, 1 on the synchronous one (the main thread)."""
-    distributed = sys.modules.get("distributed")
-    if distributed is not None:
-        try:
-            return distributed.get_worker().state.nthreads
-        except ValueError:   # not in a worker
-            pass
+    worker = _distributed_worker()
+    if worker is not None:
+        return worker.state.nthreads
     if threading.current_thread() is threading.main_thread():
         return 1
     return dask.config.get("num_workers", None) or dask.system.CPU_COUNT
@@ -84,6 +100,119 @@ def _task_threads():
         _controller = ThreadpoolController()
     share = max(1, xf.get_num_threads() // tasks)
     return _controller.limit(limits=share, user_api="openmp")
+
+
+# ---- joining the blocks of a result ------------------------------------------
+
+class _SharedOut:
+    """One compute's whole result, which its row-block tasks write their
+    blocks into: views of it, so that no task faults in fresh memory of its
+    own (the blocks of a 131 MB gradient, 16 MB each, cost two to three times
+    the kernel in page faults) and joining them at the end costs nothing.
+
+    Only on the threaded and synchronous schedulers and for a result of at
+    most a quarter of the machine's memory (the array lives as long as any
+    block of it, so a result consumed block by block, such as one written
+    to disk, would otherwise fill the memory); elsewhere, and wherever it
+    arrives pickled (another process), it holds no array and each task
+    allocates its own block."""
+
+    def __init__(self, shape, dtype):
+        self.array = None if shape is None else np.empty(shape, dtype)
+
+    def __reduce__(self):
+        return _SharedOut, (None, None)
+
+    def rows(self, start, shape, dtype):
+        """Rows [start, start + shape[0]) of the (rows, C) result: a view,
+        or a new array."""
+        if self.array is None:
+            return np.empty(shape, dtype)
+        return self.array[start:start + shape[0]]
+
+
+def _shared_out_task(shape, dtype):
+    too_big = math.prod(shape) * np.dtype(dtype).itemsize > _physical_memory() // 4
+    return _SharedOut(None if too_big or _distributed_worker() else shape, dtype)
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def _shared_out(x, dtype):
+    """A 0-d dask array of the _SharedOut the row blocks of x (the class
+    axis in one chunk) write into, or None when the blocks are not
+    contiguous rows of the whole (a row axis but the first is split)."""
+    if any(len(c) > 1 for c in x.chunks[1:]):
+        return None
+    shape = (math.prod(x.shape[:-1]), x.shape[-1])
+    name = "shared-out-" + tokenize(x, dtype)
+    graph = HighLevelGraph.from_collections(
+        name, {(name,): (_shared_out_task, shape, np.dtype(dtype).str)}, dependencies=[])
+    return da.Array(graph, name, (), meta=np.empty((), dtype=object))
+
+
+class _JoinedArray(da.Array):
+    """A dask array whose compute joins its blocks into one NumPy array with
+    parallel copies.  Dask's own join copies them one after another; for a
+    large gradient (32768 x 1000 float32, 131 MB) that single-threaded copy
+    into fresh memory was as long as the cross-entropy itself.  Anything
+    derived from it is a plain dask array."""
+
+    __slots__ = ()
+
+    def __dask_postcompute__(self):
+        return _join_blocks, (self.chunks, xf.get_num_threads())
+
+
+def _tiled_base(blocks, shape):
+    """The array the blocks are consecutive views of, in order and covering
+    it (a _SharedOut's), reshaped to `shape`; else None."""
+    base = blocks[0].base
+    if (type(base) is not np.ndarray or base.base is not None
+            or base.size != math.prod(shape) or not base.flags.c_contiguous):
+        return None
+    address = base.__array_interface__["data"][0]
+    for b in blocks:
+        if (b.base is not base or not b.flags.c_contiguous
+                or b.__array_interface__["data"][0] != address):
+            return None
+        address += b.nbytes
+    return base.reshape(shape)
+
+
+def _joined(a):
+    return _JoinedArray(a.dask, a.name, a.chunks, meta=a._meta)
+
+
+def _join_blocks(results, chunks, threads):
+    """The array of the nested list of blocks `results` (dask's finalize
+    where they are not all NumPy arrays of one dtype, or there is one)."""
+    blocks = list(dask.core.flatten(results, container=list))
+    if (len(blocks) < 2 or any(math.isnan(n) for c in chunks for n in c)
+            or not all(type(b) is np.ndarray and b.dtype == blocks[0].dtype for b in blocks)):
+        return da.core.finalize(results)
+    shape = tuple(map(sum, chunks))
+    whole = _tiled_base(blocks, shape)
+    if whole is not None:
+        return whole
+    out = np.empty(shape, dtype=blocks[0].dtype)
+    starts = [np.cumsum((0,) + c) for c in chunks]
+
+    def copy(item):
+        index, block = item
+        out[tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, index))] = block
+
+    # the blocks are in the order of their indices (C order of the grid)
+    items = zip(itertools.product(*(range(len(c)) for c in chunks)), blocks)
+    with concurrent.futures.ThreadPoolExecutor(max(1, min(threads, len(blocks)))) as pool:
+        for _ in pool.map(copy, items):
+            pass
+    return out
 
 
 # ---- inputs -----------------------------------------------------------------
@@ -269,11 +398,12 @@ def _softmax_stats(x):
 def _softmax_like(x, in_memory, from_stats):
     x, dtype = _logits(x, "x")
     if len(x.chunks[-1]) == 1:
-        return x.map_blocks(_in_task, in_memory, dtype=dtype, meta=_meta(x.ndim, dtype))
+        return _joined(x.map_blocks(_in_task, in_memory, dtype=dtype,
+                                    meta=_meta(x.ndim, dtype)))
     x = x.astype(dtype)
     rows, ind = _indices(x)
-    return da.blockwise(from_stats, ind, x, ind, _softmax_stats(x), rows,
-                        dtype=dtype, meta=_meta(x.ndim, dtype))
+    return _joined(da.blockwise(from_stats, ind, x, ind, _softmax_stats(x), rows,
+                                dtype=dtype, meta=_meta(x.ndim, dtype)))
 
 
 def log_softmax(x):
@@ -329,23 +459,34 @@ def _loss_options(dtype, reduction, ignore_index, label_smoothing, z_loss, softc
                 z_loss=check_real(z_loss, "z_loss"))
 
 
+def _flat_row(offset, block_shape):
+    """The first row of a row block, counted in the whole array's rows,
+    where only the first row axis is split (_shared_out)."""
+    starts = _offset(offset)
+    return int(starts[0]) * math.prod(block_shape[1:-1]) if starts else 0
+
+
 def _grad_scale(den):
     den = float(den)
     return 1.0 / den if den != 0 else 0.0
 
 
-def _rows_task(x, t, w, sw, den, offset, *, o, reduction, return_grad):
+def _rows_task(x, t, w, sw, den, offset, shared, *, o, reduction, return_grad):
     """One row block with the whole class axis: the in-memory kernel, with
-    the global 'mean' scale.  Returns (per-row losses in the compute dtype
-    for 'none', else the block's float64 sum as an array of one element per
-    row axis; the gradient or None)."""
+    the global 'mean' scale, its gradient into `shared` (a _SharedOut, or
+    None).  Returns (per-row losses in the compute dtype for 'none', else the
+    block's float64 sum as an array of one element per row axis; the
+    gradient or None)."""
     row_shape = x.shape[:-1]
     x2d = as_float_array(x, "logits", o.dtype).reshape(math.prod(row_shape), o.n_classes)
     if o.probs:
         t2d = as_float_array(t, "target", o.dtype).reshape(x2d.shape)
     else:
         t2d, _ = _check_labels(t, o, offset)
-    grad = np.empty_like(x2d) if return_grad else None
+    grad = None
+    if return_grad:
+        grad = (np.empty_like(x2d) if shared is None else
+                shared.rows(_flat_row(offset, x.shape), x2d.shape, x2d.dtype))
     with _task_threads():
         loss_rows = _kernels.cross_entropy_block(
             x2d, t2d, weight=check_class_vector(w, o.n_classes, o.dtype, "weight"),
@@ -414,16 +555,17 @@ def _denominator(x, target, w, sw, o, offsets):
 def _rows_plan(x, target, w, sw, den, o, offsets, reduction, return_grad):
     """Loss part and gradient with the class axis in one chunk."""
     rows, ind = _indices(x)
+    shared = _shared_out(x, o.dtype) if return_grad else None
     pairs = da.blockwise(
         _rows_task, ind, x, ind, target.array, ind if o.probs else rows,
-        *_arg(w, "z"), *_arg(sw, rows), *_arg(den, ""), offsets, rows,
+        *_arg(w, "z"), *_arg(sw, rows), *_arg(den, ""), offsets, rows, *_arg(shared, ""),
         o=o, reduction=reduction, return_grad=return_grad,
         align_arrays=False, meta=_meta(x.ndim, object))
     if reduction == "none":
         loss = _take(pairs, 0, x.chunks[:-1], _meta(len(rows), o.dtype), keep=len(rows))
     else:
         loss = _take(pairs, 0, _block_chunks(x), _meta(len(rows), np.float64), keep=len(rows))
-    grad = _take(pairs, 1, x.chunks, _meta(x.ndim, o.dtype)) if return_grad else None
+    grad = _joined(_take(pairs, 1, x.chunks, _meta(x.ndim, o.dtype))) if return_grad else None
     return loss, grad
 
 
@@ -451,6 +593,7 @@ def _split_plan(x, target, w, sw, den, o, offsets, reduction, return_grad):
             *_arg(w, "z"), *_arg(w_full, "Z"), *_arg(sw, rows), starts, "z",
             *_arg(den, ""), offsets, rows, o=o, mean=reduction == "mean",
             align_arrays=False, concatenate=True, meta=_meta(x.ndim, o.dtype))
+        grad = _joined(grad)
     return loss, grad
 
 
