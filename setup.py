@@ -20,7 +20,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_openmp", "_simd", "_scan", "_softmax", "_multiclass", "_binary"]
+MODULES = ["_openmp", "_simd", "_scan", "_softmax", "_multiclass", "_binary", "_buffers"]
 # Every module depends on every header and .pxd: editing one rebuilds all.
 DEPENDS = sorted(glob.glob("src/xentfast/*.h") + glob.glob("src/xentfast/*.pxd"))
 DEBUG = os.environ.get("XENTFAST_DEBUG", "0") == "1"

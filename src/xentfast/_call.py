@@ -7,6 +7,7 @@ the kernel the array to write, and restores the caller's layout.
 """
 import numpy as np
 
+from . import _buffers
 from ._validation import as_float_array, check_out, check_rows, given_array
 
 
@@ -56,7 +57,7 @@ class Call:
             return None
         if self.out is not None and self.last:
             return self.out.reshape(self.xk.shape)
-        return np.empty(self.xk.shape, dtype=self.dtype)
+        return _buffers.empty(self.xk.shape, self.dtype)
 
     def result(self, buffer):
         """What the kernel wrote, in the caller's layout (`out` if given)."""

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _binary
+from . import _binary, _buffers
 from ._call import Call, by_dtype
 from ._typing import Any, ArrayLike, FloatArray, Reduction
 from ._validation import (as_float_array, check_fits, check_real, check_reduction,
@@ -88,7 +88,7 @@ def _run(kernel, call, first_name, t, reduction, **options):
     the first argument, target and outputs) and return what the caller
     asked for."""
     n, mean = call.x.size, reduction == "mean"
-    loss = np.empty(call.x.shape, call.dtype) if reduction == "none" else None
+    loss = _buffers.empty(call.x.shape, call.dtype) if reduction == "none" else None
     grad = call.buffer()
     partial = np.empty(_binary.block_count(n), dtype=np.float64)
     grad_scale = 1.0 / n if mean and n else (0.0 if mean else 1.0)

@@ -8,7 +8,7 @@ result does not depend on the number of threads).
 """
 import numpy as np
 
-from . import _fast, _scan
+from . import _buffers, _fast, _scan
 from ._call import Call
 from ._kernels import (cross_entropy_block, label_denominator, nll_block,
                        softmax_focal_block)
@@ -176,7 +176,7 @@ def _cross_entropy_fast(x, target, weight, ignore_index, reduction, axis, return
         return None
     denominator = float(n_rows - ignored) if weight is None else label_denominator(
         y, ignore_index=ignore_index, weight=weight, n_kept=n_rows - ignored)
-    grad = (np.empty(x.shape, x.dtype) if grad_out is None else grad_out) if return_grad else None
+    grad = (_buffers.empty(x.shape, x.dtype) if grad_out is None else grad_out) if return_grad else None
     loss_rows = cross_entropy_block(x, y, weight=weight, ignore_index=ignore_index,
                                     grad_scale=_grad_scale(reduction, denominator),
                                     grad_out=grad)

@@ -1,7 +1,7 @@
 """The softmax family: log_softmax, softmax, logsumexp over any axis."""
 import numpy as np
 
-from . import _fast, _softmax
+from . import _buffers, _fast, _softmax
 from ._call import Call, by_dtype
 from ._typing import Any, ArrayLike, FloatArray
 from ._validation import as_float_array, check_rows
@@ -19,7 +19,7 @@ def _map_rows(kernel, x, axis, out, scratch_shape=None):
     scratch_shape: by_dtype tables)."""
     if _fast.plain_rows(x, axis) and _fast.plain_out(out, x):   # see _fast.py
         xk = x.reshape(-1, x.shape[-1])
-        result = np.empty_like(x) if out is None else out
+        result = _buffers.empty(x.shape, x.dtype) if out is None else out
         scratch = {} if scratch_shape is None else {"scratch": np.empty(
             scratch_shape[x.dtype](xk, in_place=result is x), x.dtype)}
         kernel[x.dtype](x=xk, out=result.reshape(xk.shape), **scratch)
