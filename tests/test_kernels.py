@@ -129,7 +129,7 @@ def test_empty_blocks():
     assert _kernels.label_denominator(y, weight=np.ones(0)) == 0.0
 
 
-@pytest.mark.parametrize("module", ["_multiclass", "_softmax", "_binary", "_scan", "_openmp", "_simd"])
+@pytest.mark.parametrize("module", ["_multiclass", "_softmax", "_binary", "_scan", "_openmp", "_simd", "_buffers"])
 def test_stubs_name_the_compiled_functions(module):
     import ast
     import importlib

@@ -45,7 +45,7 @@ import numpy as np
 
 import xentfast as xf
 
-from . import _kernels
+from . import _buffers, _kernels
 from . import _vocab_parallel as vp
 from .linear import LinearGrads
 from ._validation import (as_float_array, check_class_vector, check_fits,
@@ -118,7 +118,8 @@ class _SharedOut:
     allocates its own block."""
 
     def __init__(self, shape, dtype):
-        self.array = None if shape is None else np.empty(shape, dtype)
+        # from the buffer cache, as the in-memory functions' outputs
+        self.array = None if shape is None else _buffers.empty(shape, dtype)
 
     def __reduce__(self):
         return _SharedOut, (None, None)
