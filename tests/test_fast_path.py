@@ -78,6 +78,47 @@ def test_cross_entropy_matches_numpy(dtype, reduction, label_dtype, options, gra
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("shape", [(5, 3), (100, 60), (40, 300), (1, 32767), (400, 100)],
+                         ids=str)
+@pytest.mark.parametrize("grad", ["none", "alloc", "grad_out", "in_place"])
+def test_small_call_in_one_compiled_call(dtype, reduction, shape, grad):
+    """Calls of fewer than 32768 elements run in one compiled call (tiles,
+    row groups and single rows; with and without a gradient row): the
+    float64 formulas, and bitwise the general path (the last shape is past
+    the limit, for contrast)."""
+    n, c = shape
+    x, y = _data(dtype, n, c, seed=n + c)
+    y[1::4] = -100
+    ref_loss, ref_grad = ref_ce(x, y, reduction=reduction)
+    general = xf.cross_entropy(x.copy(), y, return_grad=True, axis=GENERAL,
+                               reduction=reduction)
+    if grad == "none":
+        loss = xf.cross_entropy(x, y, reduction=reduction)
+    else:
+        xin = x.copy()
+        g = {"alloc": None, "grad_out": np.full_like(x, np.nan), "in_place": xin}[grad]
+        loss, gr = xf.cross_entropy(xin, y, return_grad=True, grad_out=g, reduction=reduction)
+        np.testing.assert_allclose(gr, ref_grad, **TOL[dtype])
+        np.testing.assert_array_equal(gr, general[1])
+    np.testing.assert_allclose(loss, ref_loss, **TOL[dtype])
+    np.testing.assert_array_equal(loss, general[0])
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 128, 129, 1000, 100003])
+def test_row_losses_sum(n):
+    """The sum every front end reduces row losses with: within a few
+    roundings of the exact sum, the same for the same input."""
+    import math
+    from xentfast import _multiclass
+    v = np.random.default_rng(n).standard_normal(n) * 10 ** np.linspace(-3, 3, n)
+    total = _multiclass.row_losses_sum(v)
+    assert total == _multiclass.row_losses_sum(v.copy())
+    exact = math.fsum(v)
+    assert abs(total - exact) <= 1e-15 * max(1.0, np.abs(v).sum()) * max(1, math.log2(n + 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("func, ref", [(xf.log_softmax, ref_log_softmax),
                                        (xf.softmax, lambda x: np.exp(ref_log_softmax(x)))])
 @pytest.mark.parametrize("where", ["alloc", "out", "in_place"])

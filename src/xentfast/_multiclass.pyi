@@ -5,6 +5,12 @@ from numpy.typing import NDArray
 
 Floats = NDArray[np.float32] | NDArray[np.float64]
 
+SMALL_CALL_ELEMENTS: int
+
+def row_losses_sum(loss: NDArray[np.float64]) -> float: ...
+def cross_entropy_small(logits: Floats, labels: NDArray[np.int64], grad: Floats | None,
+                        ignore_index: int, mean: bool, /) -> tuple[float, float] | None: ...
+
 def cross_entropy_labels_scratch(logits: Floats, *, grad: bool,
                                  label_smoothing: float = ...,
                                  softcap: float | None = ...) -> tuple[int, int]: ...

@@ -8,7 +8,9 @@
 # in [0, C) or equal to ignore_index.
 #
 # One entry point per public function, named like it and called by keyword:
-# cross_entropy_labels, cross_entropy_probs, softmax_focal_labels, nll_loss.
+# cross_entropy_labels, cross_entropy_probs, softmax_focal_labels, nll_loss;
+# and cross_entropy_small, the whole of a small plain call (positional: at
+# (32, 10) the keyword parsing alone is a tenth of the call).
 # Each writes one loss per row (in double) and, if `grad` is given, the
 # gradient row, already multiplied by `grad_scale` (1 / the 'mean'
 # denominator).  A row is read from memory once and its gradient written once:
@@ -26,6 +28,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.math cimport expm1, exp, pow
 from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from ._memview cimport ptr_or_null
@@ -340,7 +343,106 @@ cdef void label_rows(const LabelLoss *o, const floating[:, ::1] x, const int64_t
                     scratch_row(s0, scratch.shape[1], threadid()))
 
 
+# -------------------------------------------------------------- row sums
+
+cdef double pairwise_sum(const double *x, Py_ssize_t n) noexcept nogil:
+    """Sum of x[0:n]: 8 running sums up to 128 terms, halves above (within a
+    few roundings of the exact sum for any n; the order depends on n only)."""
+    cdef double r[8]
+    cdef double total
+    cdef Py_ssize_t i, j, half
+    if n < 8:
+        total = 0.0
+        for i in range(n):
+            total += x[i]
+        return total
+    if n <= 128:
+        for j in range(8):
+            r[j] = x[j]
+        i = 8
+        while i + 8 <= n:
+            for j in range(8):
+                r[j] += x[i + j]
+            i += 8
+        total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            total += x[i]
+            i += 1
+        return total
+    half = (n // 2) & ~(<Py_ssize_t>7)
+    return pairwise_sum(x, half) + pairwise_sum(x + half, n - half)
+
+
+def row_losses_sum(const double[::1] loss):
+    """The sum of per-row losses every front end reduces with (so that the
+    compiled small-call path and the general one agree bitwise)."""
+    return pairwise_sum(&loss[0], loss.shape[0]) if loss.shape[0] else 0.0
+
+
 # ---------------------------------------------------------- entry points
+
+# Most elements a small call (cross_entropy_small) takes: below the thread
+# rule's threshold, so one thread, as the general path would run it.
+SMALL_CALL_ELEMENTS = 32768 - 1
+
+
+def cross_entropy_small(const floating[:, ::1] logits, const int64_t[::1] labels,
+                        floating[:, ::1] grad, int64_t ignore_index, bint mean):
+    """The whole of a small plain cross_entropy call with labels, no class
+    weight and a 'mean' or 'sum' reduction, in one compiled call: the label
+    scan, the loss (one thread: at most SMALL_CALL_ELEMENTS), the gradient
+    into `grad` (None: none; may be logits), and the sum of the row losses.
+    Returns (sum, denominator), or None, having written nothing, when a
+    label is out of range (the general path then raises)."""
+    cdef:
+        Py_ssize_t n = logits.shape[0], c = logits.shape[1], r0, i, ignored = 0
+        Py_ssize_t group = row_group(c)
+        const floating *x = &logits[0, 0]
+        const int64_t *y = &labels[0]
+        floating *g = &grad[0, 0] if grad is not None else NULL
+        floating *sp = NULL
+        double *loss
+        double den, total
+        LabelLoss o
+    if n == 0 or c == 0:
+        return None
+    for i in range(n):
+        if y[i] == ignore_index:
+            ignored += 1
+        elif y[i] < 0 or y[i] >= c:
+            return None
+    den = <double>(n - ignored)
+    o.focal = False
+    o.ce = CrossEntropyOptions(label_smoothing=0.0, z_loss=0.0,
+                               grad_scale=(1.0 / den if den != 0 else 0.0) if mean else 1.0)
+    o.gamma = 0.0
+    o.capped = False
+    o.softcap = 0.0
+    o.ignore_index = ignore_index
+    loss = <double *>malloc(n * sizeof(double))
+    if g == NULL and not label_tiles(c, <floating>0, 0.0, False):
+        sp = <floating *>malloc(c * sizeof(floating))   # the exps, with no gradient row
+    if loss == NULL or (g == NULL and sp == NULL and not label_tiles(c, <floating>0, 0.0, False)):
+        free(loss)
+        free(sp)
+        raise MemoryError()
+    with nogil:
+        r0 = 0
+        while r0 < n:
+            if label_tiles(c, <floating>0, 0.0, False):
+                label_tile(&o, x + r0 * c, y + r0, min(<Py_ssize_t>XF_LANES, n - r0), c,
+                           NULL, NULL, loss + r0, g + r0 * c if g != NULL else NULL)
+                r0 += XF_LANES
+            else:
+                label_group(&o, x + r0 * c, y + r0, min(group, n - r0), c, NULL, NULL,
+                            loss + r0, g + r0 * c if g != NULL else NULL, sp)
+                r0 += group
+        total = pairwise_sum(loss, n)
+    free(loss)
+    free(sp)
+    return total, den
+
+
 
 def cross_entropy_labels(
         *,

@@ -8,14 +8,16 @@ result does not depend on the number of threads).
 """
 import numpy as np
 
-from . import _buffers, _fast, _scan
-from ._call import Call
+from . import _buffers, _fast, _multiclass, _scan
+from ._call import Call, by_dtype
 from ._kernels import (cross_entropy_block, label_denominator, nll_block,
                        softmax_focal_block)
 from ._typing import Any, ArrayLike, FloatArray, Reduction
 from ._validation import (REDUCTIONS, as_float_array, check_class_vector, check_fits,
                           check_ignore_index, check_labels, check_real, check_reduction,
                           check_row_vector, check_rows)
+
+_CROSS_ENTROPY_SMALL = by_dtype(_multiclass.cross_entropy_small)
 
 
 def _reduce(loss_rows, reduction, denominator, dtype, row_shape):
@@ -24,7 +26,11 @@ def _reduce(loss_rows, reduction, denominator, dtype, row_shape):
     the denominator for 'mean', NaN when it is 0)."""
     if reduction == "none":
         return loss_rows.astype(dtype).reshape(row_shape)
-    total = loss_rows.sum()
+    return _reduced(_multiclass.row_losses_sum(loss_rows), reduction, denominator, dtype)
+
+
+def _reduced(total, reduction, denominator, dtype):
+    """The 'sum' or 'mean' loss in `dtype` from the rows' sum."""
     if reduction == "mean":
         total = total / denominator if denominator != 0 else np.nan
     return dtype.type(total)
@@ -171,6 +177,14 @@ def _cross_entropy_fast(x, target, weight, ignore_index, reduction, axis, return
             or not _fast.plain_out(grad_out, x)
             or not _fast.apart(grad_out, target, None if y is target else y, weight)):
         return None
+    if weight is None and reduction != "none" and x.size <= _multiclass.SMALL_CALL_ELEMENTS:
+        # the rest in one compiled call
+        grad = (np.empty(x.shape, x.dtype) if grad_out is None else grad_out) if return_grad else None
+        result = _CROSS_ENTROPY_SMALL[x.dtype](x, y, grad, ignore_index, reduction == "mean")
+        if result is None:
+            return None
+        loss = _reduced(result[0], reduction, result[1], x.dtype)
+        return (loss, grad) if return_grad else loss
     bad, ignored = _scan.scan_labels(y, n_classes, ignore_index)
     if bad >= 0:
         return None
