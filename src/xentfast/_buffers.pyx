@@ -32,7 +32,7 @@ def empty(shape, dtype):
     cdef Py_ssize_t n = dtype.itemsize
     for d in shape:
         n *= d
-    if n < XF_BUFFERS_MIN:
+    if n < <Py_ssize_t>XF_BUFFERS_MIN:
         return np.empty(shape, dtype)
     previous = PyDataMem_SetHandler(_handler)
     try:

@@ -102,21 +102,30 @@ XF_AVX2_FN double xf_row_exp_sum_avx2(const float *x, Py_ssize_t n, float m, flo
 XF_AVX2_FN void xf_tile_exp_avx2(const float *tile, Py_ssize_t c, const float *m,
                                  float *out, float *others)
 {
-    const __m256 one = _mm256_set1_ps(1.0f), all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     for (int h = 0; h < 16; h += 8) {
         const __m256 mv = _mm256_loadu_ps(m + h);
-        __m256 s[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, ones = _mm256_setzero_ps();
-        for (Py_ssize_t j = 0; j < c; j++) {   /* gcc keeps s in registers here */
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, ones = s0;
+        Py_ssize_t j = 0;
+        for (; j + 2 <= c; j += 2) {   /* two sums, both in registers */
+            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + h), mv));
+            __m256 w = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + 16 + h), mv));
+            _mm256_storeu_ps(out + j * 16 + h, v);
+            _mm256_storeu_ps(out + j * 16 + 16 + h, w);
+            xf_add_exps_avx2(v, all, &s0, &ones);
+            xf_add_exps_avx2(w, all, &s1, &ones);
+        }
+        if (j < c) {
             __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + h), mv));
             _mm256_storeu_ps(out + j * 16 + h, v);
-            xf_add_exps_avx2(v, all, &s[j & 1], &ones);
+            xf_add_exps_avx2(v, all, &s0, &ones);
         }
         __m256 lo = _mm256_add_ps(ones, _mm256_set1_ps(-1.0f));   /* exact */
         __m256d sum_lo = _mm256_add_pd(_mm256_add_pd(
-            _mm256_cvtps_pd(_mm256_castps256_ps128(s[0])), _mm256_cvtps_pd(_mm256_castps256_ps128(s[1]))),
+            _mm256_cvtps_pd(_mm256_castps256_ps128(s0)), _mm256_cvtps_pd(_mm256_castps256_ps128(s1))),
             _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
         __m256d sum_hi = _mm256_add_pd(_mm256_add_pd(
-            _mm256_cvtps_pd(_mm256_extractf128_ps(s[0], 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(s[1], 1))),
+            _mm256_cvtps_pd(_mm256_extractf128_ps(s0, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(s1, 1))),
             _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
         _mm_storeu_ps(others + h, _mm256_cvtpd_ps(sum_lo));
         _mm_storeu_ps(others + h + 4, _mm256_cvtpd_ps(sum_hi));
