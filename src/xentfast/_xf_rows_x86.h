@@ -49,10 +49,11 @@ XF_AVX2_FN float xf_row_max_avx2(const float *x, Py_ssize_t n)
     return _mm_cvtss_f32(h);
 }
 
-/* e[j] = exp(x[j] - m) (e may be x); returns the sum of the terms that are
- * not 1, and the number of those that are in *ones.  The terms are summed
- * in float lanes over blocks of XF_SUM_BLOCK classes (at most 32 terms a
- * lane: a relative error below 2e-6), the blocks' sums in double. */
+/* e[j] = exp(x[j] - m) (e may be x); returns the sum of the terms but some
+ * equal to 1, and how many it left out in *ones (the caller's sum of all
+ * terms but one max term is then the result + *ones - 1).  The terms are
+ * summed in float lanes over blocks of XF_SUM_BLOCK classes (at most 32
+ * terms a lane: a relative error below 2e-6), the blocks' sums in double. */
 #define XF_SUM_BLOCK 256
 
 XF_AVX2_FN void xf_add_exps_avx2(__m256 v, __m256 keep, __m256 *s, __m256 *ones)
@@ -63,33 +64,59 @@ XF_AVX2_FN void xf_add_exps_avx2(__m256 v, __m256 keep, __m256 *s, __m256 *ones)
     *s = _mm256_add_ps(*s, _mm256_andnot_ps(is_one, _mm256_and_ps(v, keep)));
 }
 
+/* Index of the first x[j] == m, or n. */
+XF_AVX2_FN Py_ssize_t xf_first_equal_avx2(const float *x, Py_ssize_t n, float m)
+{
+    const __m256 mv = _mm256_set1_ps(m);
+    Py_ssize_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        int bits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), mv, _CMP_EQ_OQ));
+        if (bits)
+            return j + __builtin_ctz((unsigned)bits);
+    }
+    for (; j < n && x[j] != m; j++)
+        ;
+    return j;
+}
+
+/* The one max term left out of the sum is found first (the row is in L1 after the max), and the loop just adds:
+ * counting the terms equal to 1 in every vector cost 4 of its ~25
+ * operations, and at AVX2 the loop is bound by the two FMA ports.  The
+ * other terms equal to 1 (ties) are summed in float like the rest (the sum
+ * is then >= 1, so its relative error stays float's).  A row whose max is
+ * not finite leaves nothing out, and its sum is NaN (as every term is). */
 XF_AVX2_FN double xf_row_exp_sum_avx2(const float *x, Py_ssize_t n, float m, float *e,
                                       double *ones)
 {
-    const __m256 mv = _mm256_set1_ps(m), all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    const __m256 mv = _mm256_set1_ps(m);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    Py_ssize_t skip = m - m == 0 ? xf_first_equal_avx2(x, n, m) : n;
     __m256d acc = _mm256_setzero_pd();
-    __m256 count = _mm256_setzero_ps();
     for (Py_ssize_t j0 = 0; j0 < n; j0 += XF_SUM_BLOCK) {
         Py_ssize_t j = j0, j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
         __m256 s = _mm256_setzero_ps();
         for (; j + 8 <= j1; j += 8) {
             __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
             _mm256_storeu_ps(e + j, v);
-            xf_add_exps_avx2(v, all, &s, &count);
+            if ((size_t)(skip - j) < 8)   /* the max term: not summed */
+                v = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                        _mm256_set1_epi32((int)(skip - j)), lane)), v);
+            s = _mm256_add_ps(s, v);
         }
         if (j < j1) {
             __m256i k = xf_first_lanes_avx2(j1 - j);
             __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_maskload_ps(x + j, k), mv));
             _mm256_maskstore_ps(e + j, k, v);
-            xf_add_exps_avx2(v, _mm256_castsi256_ps(k), &s, &count);
+            if ((size_t)(skip - j) < 8)
+                k = _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_set1_epi32((int)(skip - j)),
+                                                           lane), k);
+            s = _mm256_add_ps(s, _mm256_and_ps(v, _mm256_castsi256_ps(k)));
         }
         acc = _mm256_add_pd(acc, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)),
                                                _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1))));
     }
     __m128d h = _mm_add_pd(_mm256_castpd256_pd128(acc), _mm256_extractf128_pd(acc, 1));
-    __m128 c = _mm_add_ps(_mm256_castps256_ps128(count), _mm256_extractf128_ps(count, 1));
-    c = _mm_add_ps(c, _mm_movehl_ps(c, c));
-    *ones = _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));   /* exact: whole numbers */
+    *ones = skip < n ? 1.0 : 0.0;
     return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
 }
 

@@ -84,6 +84,38 @@ static void check_exp_underflow(int level)
     }
 }
 
+/* The sum of all terms but one max term, in rows where that is delicate:
+ * ties for the max, a max that is not finite, a NaN. */
+static void check_exp_sum_edges(int level)
+{
+    static const float rows[][5] = {
+        {0.0f, 0.0f, -1.0f, 0.0f, -2.0f},            /* three max terms */
+        {-3.0f, 2.0f, 2.0f, -1.0f, 0.5f},
+        {INFINITY, 0.0f, 1.0f, -1.0f, 0.0f},         /* +inf: NaN */
+        {NAN, 0.0f, -1.0f, 2.0f, 0.0f},              /* NaN: NaN */
+        {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY},   /* all -inf: NaN */
+    };
+    for (int r = 0; r < 5; r++) {
+        for (Py_ssize_t n = 1; n <= 5; n++) {
+            float e[5];
+            double l1p;
+            float m = xf_row_max_f32(rows[r], n);
+            double others = xf_row_exp_sum_f32(rows[r], n, m, e, &l1p);
+            double want = -1.0, mref = -INFINITY;
+            int nan_row = 0;
+            for (Py_ssize_t j = 0; j < n; j++) {
+                nan_row |= rows[r][j] != rows[r][j];
+                mref = rows[r][j] > mref ? rows[r][j] : mref;
+            }
+            for (Py_ssize_t j = 0; j < n; j++)
+                want += exp((double)rows[r][j] - mref);
+            if (nan_row || !isfinite(mref))
+                want = NAN;
+            check("row_exp_sum edges", level, n, others, want, 1e-6);
+        }
+    }
+}
+
 /* The double instances share the code above; check their exp and sums. */
 static void check_rows_f64(int level, Py_ssize_t c)
 {
@@ -174,6 +206,7 @@ int main(void)
             for (Py_ssize_t nr = 1; nr <= XF_LANES; nr += 5)
                 check_tile(level, c, nr);
         check_exp_underflow(level);
+        check_exp_sum_edges(level);
         check_bce_logits(level);
         printf("level %s checked\n", xf_level_names[level]);
         levels++;
