@@ -412,6 +412,7 @@ def cross_entropy_small(const floating[:, ::1] logits, const int64_t[::1] labels
         floating *sp = NULL
         double *loss
         double den, total
+        bint tiles = label_tiles(c, <floating>0, 0.0, False)
         LabelLoss o
     if n == 0 or c == 0:
         return None
@@ -429,16 +430,16 @@ def cross_entropy_small(const floating[:, ::1] logits, const int64_t[::1] labels
     o.softcap = 0.0
     o.ignore_index = ignore_index
     loss = <double *>malloc(n * sizeof(double))
-    if g == NULL and not label_tiles(c, <floating>0, 0.0, False):
+    if g == NULL and not tiles:
         sp = <floating *>malloc(c * sizeof(floating))   # the exps, with no gradient row
-    if loss == NULL or (g == NULL and sp == NULL and not label_tiles(c, <floating>0, 0.0, False)):
+    if loss == NULL or (g == NULL and not tiles and sp == NULL):
         free(loss)
         free(sp)
         raise MemoryError()
     with nogil:
         r0 = 0
         while r0 < n:
-            if label_tiles(c, <floating>0, 0.0, False):
+            if tiles:
                 label_tile(&o, x + r0 * c, y + r0, min(<Py_ssize_t>XF_LANES, n - r0), c,
                            NULL, NULL, loss + r0, g + r0 * c if g != NULL else NULL)
                 r0 += XF_LANES
