@@ -33,6 +33,7 @@ from libc.string cimport memset
 
 from ._memview cimport ptr_or_null
 from ._openmp cimport threads_for
+from ._scan cimport first_bad_label
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap, rows_log1p, row_group,
                      row_target_dot, tile_cross_entropy, tile_exp, tile_load, tile_store)
@@ -404,11 +405,11 @@ def cross_entropy_small(const floating[:, ::1] logits, const int64_t[::1] labels
     Returns (sum, denominator), or None, having written nothing, when a
     label is out of range (the general path then raises)."""
     cdef:
-        Py_ssize_t n = logits.shape[0], c = logits.shape[1], r0, i, ignored = 0
+        Py_ssize_t n = logits.shape[0], c = logits.shape[1], r0, ignored = 0
         Py_ssize_t group = row_group(c)
-        const floating *x = &logits[0, 0]
-        const int64_t *y = &labels[0]
-        floating *g = &grad[0, 0] if grad is not None else NULL
+        const floating *x
+        const int64_t *y
+        floating *g
         floating *sp = NULL
         double *loss
         double den, total
@@ -416,11 +417,10 @@ def cross_entropy_small(const floating[:, ::1] logits, const int64_t[::1] labels
         LabelLoss o
     if n == 0 or c == 0:
         return None
-    for i in range(n):
-        if y[i] == ignore_index:
-            ignored += 1
-        elif y[i] < 0 or y[i] >= c:
-            return None
+    x, y = &logits[0, 0], &labels[0]
+    g = &grad[0, 0] if grad is not None else NULL
+    if first_bad_label(y, n, c, ignore_index, &ignored) >= 0:
+        return None
     den = <double>(n - ignored)
     o.focal = False
     o.ce = CrossEntropyOptions(label_smoothing=0.0, z_loss=0.0,

@@ -13,13 +13,10 @@ from ._openmp cimport threads_for
 def scan_labels(const int64_t[::1] labels, int64_t n_classes, int64_t ignore_index):
     """(index of the first label outside [0, n_classes) that is not
     ignore_index, or -1; number of labels equal to ignore_index)."""
-    cdef Py_ssize_t i, ignored = 0
-    for i in range(labels.shape[0]):
-        if labels[i] == ignore_index:
-            ignored += 1
-        elif labels[i] < 0 or labels[i] >= n_classes:
-            return i, ignored
-    return -1, ignored
+    cdef Py_ssize_t ignored = 0, bad = -1
+    if labels.shape[0]:
+        bad = first_bad_label(&labels[0], labels.shape[0], n_classes, ignore_index, &ignored)
+    return bad, ignored
 
 
 def first_outside_unit(const floating[::1] values):

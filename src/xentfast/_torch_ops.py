@@ -190,12 +190,10 @@ def _cross_entropy_block(input, target, reduction, need_grad, ignore_index, labe
         rows = _kernels.cross_entropy_block(
             x, y, ignore_index=ignore_index, label_smoothing=label_smoothing,
             grad_scale=scale, grad_out=grad.numpy() if need_grad else None)
+    loss = multiclass._reduce(rows, reduction, denominator, x.dtype, rows.shape)
     if reduction == "none":
-        return torch.from_numpy(rows.astype(x.dtype)), grad
-    total = rows.sum()
-    if reduction == "mean":
-        total = total / denominator if denominator else np.nan
-    return torch.tensor(total, dtype=input.dtype), grad
+        return torch.from_numpy(loss), grad
+    return torch.tensor(loss, dtype=input.dtype), grad
 
 
 def cross_entropy(input: Tensor, target: Tensor, reduction: str, need_grad: bool,

@@ -45,7 +45,7 @@ import numpy as np
 
 import xentfast as xf
 
-from . import _buffers, _kernels
+from . import _buffers, _kernels, _multiclass
 from . import _vocab_parallel as vp
 from .linear import LinearGrads
 from ._validation import (as_float_array, check_class_vector, check_fits,
@@ -498,7 +498,7 @@ def _rows_task(x, t, w, sw, den, offset, shared, *, o, reduction, return_grad):
     grad = None if grad is None else grad.reshape(x.shape)
     if reduction == "none":
         return loss_rows.astype(o.dtype).reshape(row_shape), grad
-    return np.full((1,) * len(row_shape), loss_rows.sum()), grad
+    return np.full((1,) * len(row_shape), _multiclass.row_losses_sum(loss_rows)), grad
 
 
 def _denominator_task(y, sw, w, offset, *, o):
