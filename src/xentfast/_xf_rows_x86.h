@@ -180,27 +180,41 @@ XF_AVX512_FN float xf_row_max_avx512(const float *x, Py_ssize_t n)
     return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
 }
 
+/* xf_row_exp_sum_avx2 in 16 lanes, without a search for the max term (its
+ * mispredicted exit, once a row, cost more than it saved here): the terms
+ * below 1 (or NaN) are summed under the mask of one compare, and every term
+ * in a second float sum u, which only serves to count the terms equal to 1:
+ * a lane's u - s, rounded, is its count (their errors are below 2^-15 in a
+ * block).  Full vectors unmasked, the last one under a mask. */
 XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m, float *e,
                                           double *ones)
 {
     const __m512 mv = _mm512_set1_ps(m), one = _mm512_set1_ps(1.0f);
     __m512d acc = _mm512_setzero_pd();
-    int count = 0;
+    __m512 count = _mm512_setzero_ps();
     for (Py_ssize_t j0 = 0; j0 < n; j0 += XF_SUM_BLOCK) {
-        Py_ssize_t j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
-        __m512 s = _mm512_setzero_ps();
-        for (Py_ssize_t j = j0; j < j1; j += 16) {
+        Py_ssize_t j = j0, j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
+        __m512 s = _mm512_setzero_ps(), u = s;
+        for (; j + 16 <= j1; j += 16) {
+            __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + j), mv));
+            _mm512_storeu_ps(e + j, v);
+            s = _mm512_mask_add_ps(s, _mm512_cmp_ps_mask(v, one, _CMP_NGE_UQ), s, v);
+            u = _mm512_add_ps(u, v);
+        }
+        if (j < j1) {
             __mmask16 k = xf_first_lanes_avx512(j1 - j);
             __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), mv));
             _mm512_mask_storeu_ps(e + j, k, v);
-            __mmask16 is_one = _mm512_mask_cmp_ps_mask(k, v, one, _CMP_EQ_OQ);
-            count += __builtin_popcount((unsigned)is_one);
-            s = _mm512_mask_add_ps(s, (__mmask16)(k & ~is_one), s, v);
+            s = _mm512_mask_add_ps(s, _mm512_mask_cmp_ps_mask(k, v, one, _CMP_NGE_UQ), s, v);
+            u = _mm512_mask_add_ps(u, k, u, v);
         }
         acc = _mm512_add_pd(acc, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)),
                                                _mm512_cvtps_pd(_mm512_extractf32x8_ps(s, 1))));
+        count = _mm512_add_ps(count, _mm512_roundscale_ps(_mm512_sub_ps(u, s),
+                                                          _MM_FROUND_TO_NEAREST_INT |
+                                                          _MM_FROUND_NO_EXC));
     }
-    *ones = count;
+    *ones = _mm512_reduce_add_ps(count);   /* exact; NaN in a NaN row, as the sum */
     return _mm512_reduce_add_pd(acc);
 }
 

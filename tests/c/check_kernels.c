@@ -116,6 +116,38 @@ static void check_exp_sum_edges(int level)
     }
 }
 
+/* The same in long rows, whose max terms fall in full vectors and in later
+ * blocks of the sums: 1 to 3 ties, a dominant max (the others' sum ~1e-8,
+ * which must keep its relative accuracy), a NaN or +inf late in the row. */
+static void check_exp_sum_long(int level)
+{
+    static const Py_ssize_t lengths[] = {17, 40, 100, 300, 700};
+    static float x[700], e[700];
+    for (int li = 0; li < 5; li++) {
+        Py_ssize_t n = lengths[li];
+        for (int kind = 0; kind < 6; kind++) {
+            unsigned state = (unsigned)(n * 7 + kind);
+            for (Py_ssize_t j = 0; j < n; j++)
+                x[j] = next_value(&state) * 0.5f - (kind == 3 ? 30.0f : 4.5f);   /* < 0 */
+            Py_ssize_t ties = kind < 3 ? kind + 1 : 1;
+            for (Py_ssize_t t = 0; t < ties; t++)
+                x[(n - 1) * (t + 1) / (ties + 1) + t] = 0.0f;
+            if (kind == 4)
+                x[n - 2] = NAN;
+            if (kind == 5)
+                x[n - 1] = INFINITY;
+            double l1p, want = -1.0;
+            float m = xf_row_max_f32(x, n);
+            double others = xf_row_exp_sum_f32(x, n, m, e, &l1p);
+            for (Py_ssize_t j = 0; j < n; j++)
+                want += exp((double)x[j]);
+            if (kind >= 4)
+                want = NAN;
+            check("row_exp_sum long", level, n, others, want, 1e-6);
+        }
+    }
+}
+
 /* The double instances share the code above; check their exp and sums. */
 static void check_rows_f64(int level, Py_ssize_t c)
 {
@@ -207,6 +239,7 @@ int main(void)
                 check_tile(level, c, nr);
         check_exp_underflow(level);
         check_exp_sum_edges(level);
+        check_exp_sum_long(level);
         check_bce_logits(level);
         printf("level %s checked\n", xf_level_names[level]);
         levels++;
