@@ -93,16 +93,16 @@ static inline __attribute__((always_inline)) double xf_exp(double x)
  * where R is the tail of the atanh series (every term small, so f and f^2/2
  * carry the precision).  Subnormals are scaled by 2^25 first.
  * 0 -> -inf, < 0 -> NaN, inf -> inf, NaN -> NaN. */
-static inline __attribute__((always_inline)) float xf_logf_plus(float x, float c)
+static inline __attribute__((always_inline)) float xf_logf_scaled(float u, int32_t k_offset,
+                                                                  float c)
 {
-    int tiny = x < 1.17549435e-38f;
-    float u = tiny ? x * 33554432.0f : x;
+    /* the core, for a positive normal u = x 2^-k_offset */
     int32_t bits;
     memcpy(&bits, &u, 4);
     /* Adding 1.0 - sqrt(1/2) (as bits) carries into the exponent exactly
      * when the mantissa is >= sqrt(2), which selects m's binade. */
     uint32_t shifted = (uint32_t)bits + (0x3f800000u - 0x3f3504f3u);
-    int32_t k = (int32_t)(shifted >> 23) - 127 - (tiny ? 25 : 0);
+    int32_t k = (int32_t)(shifted >> 23) - 127 - k_offset;
     int32_t mbits = (int32_t)(shifted & 0x007fffffu) + 0x3f3504f3;
     float m;
     memcpy(&m, &mbits, 4);
@@ -111,7 +111,13 @@ static inline __attribute__((always_inline)) float xf_logf_plus(float x, float c
     float tail = z * (2.0f / 3 + z * (2.0f / 5 + z * (2.0f / 7 + z * (2.0f / 9))));
     float hf = 0.5f * f * f;
     float kf = (float)k;
-    float r = kf * 0.693359375f + (f - (hf - (s * (hf + tail) + (kf * -2.12194440e-4f + c))));
+    return kf * 0.693359375f + (f - (hf - (s * (hf + tail) + (kf * -2.12194440e-4f + c))));
+}
+
+static inline __attribute__((always_inline)) float xf_logf_plus(float x, float c)
+{
+    int tiny = x < 1.17549435e-38f;
+    float r = xf_logf_scaled(tiny ? x * 33554432.0f : x, tiny ? 25 : 0, c);
     r = x == INFINITY ? INFINITY : r;
     r = x == 0.0f ? -INFINITY : r;
     /* Two selects, not `x < 0 || x != x`: gcc 12 does not vectorise that
@@ -120,20 +126,29 @@ static inline __attribute__((always_inline)) float xf_logf_plus(float x, float c
     return x != x ? x : r;
 }
 
+/* xf_logf_plus for x in [1, 2] (or NaN) only, as in log1p(exp(-|z|)): no
+ * special value to select but NaN (5 of the ~35 vector operations of the
+ * softplus pass). */
+static inline __attribute__((always_inline)) float xf_logf_plus_1_2(float x, float c)
+{
+    float r = xf_logf_scaled(x, 0, c);
+    return x != x ? x : r;
+}
+
 /* log(x) + c for double: the same scheme, longer series.  The exponent is turned
  * into a double through the 2^52 trick rather than an int64 conversion,
  * which AVX2 lacks. */
-static inline __attribute__((always_inline)) double xf_log_plus(double x, double c)
+static inline __attribute__((always_inline)) double xf_log_scaled(double u, double k_offset,
+                                                                  double c)
 {
-    int tiny = x < 2.2250738585072014e-308;
-    double u = tiny ? x * 18014398509481984.0 : x; /* 2^54 */
+    /* the core, for a positive normal u = x 2^-k_offset */
     uint64_t bits;
     memcpy(&bits, &u, 8);
     uint64_t shifted = bits + (0x3ff0000000000000ull - 0x3fe6a09e667f3bcdull);
     uint64_t kbits = (shifted >> 52) | 0x4330000000000000ull; /* 2^52 + exponent */
     double kd;
     memcpy(&kd, &kbits, 8);
-    kd = kd - (4503599627370496.0 + 1023.0) - (tiny ? 54.0 : 0.0);
+    kd = kd - (4503599627370496.0 + 1023.0) - k_offset;
     uint64_t mbits = (shifted & 0x000fffffffffffffull) + 0x3fe6a09e667f3bcdull;
     double m;
     memcpy(&m, &mbits, 8);
@@ -151,11 +166,23 @@ static inline __attribute__((always_inline)) double xf_log_plus(double x, double
     p = p * z + 2.0 / 3;
     double tail = z * p;
     double hf = 0.5 * f * f;
-    double r = kd * 6.93147180369123816490e-01
-             + (f - (hf - (s * (hf + tail) + (kd * 1.90821492927058770002e-10 + c))));
+    return kd * 6.93147180369123816490e-01
+         + (f - (hf - (s * (hf + tail) + (kd * 1.90821492927058770002e-10 + c))));
+}
+
+static inline __attribute__((always_inline)) double xf_log_plus(double x, double c)
+{
+    int tiny = x < 2.2250738585072014e-308;
+    double r = xf_log_scaled(tiny ? x * 18014398509481984.0 : x, tiny ? 54.0 : 0.0, c); /* 2^54 */
     r = x == INFINITY ? INFINITY : r;
     r = x == 0.0 ? -INFINITY : r;
     r = x < 0.0 ? NAN : r;
+    return x != x ? x : r;
+}
+
+static inline __attribute__((always_inline)) double xf_log_plus_1_2(double x, double c)
+{
+    double r = xf_log_scaled(x, 0.0, c);
     return x != x ? x : r;
 }
 
