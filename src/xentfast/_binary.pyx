@@ -131,8 +131,10 @@ def binary_cross_entropy_with_logits(
         k0 = b * XF_BLOCK
         m = min(XF_BLOCK, n - k0)
         buf = &scratch[threadid(), 0]
-        wb = operand(wd, weight_inner, weight_period, k0, m, buf)
-        pwb = operand(pwd, pos_weight_inner, pos_weight_period, k0, m, buf + slot)
+        wb = pwb = NULL   # no weights at all: the kernel's loop without them
+        if wd != NULL or pwd != NULL:
+            wb = operand(wd, weight_inner, weight_period, k0, m, buf)
+            pwb = operand(pwd, pos_weight_inner, pos_weight_period, k0, m, buf + slot)
         partial[b] = bce_logits_block(&logits[k0], &target[k0], wb, pwb, m, grad_scale,
                                       block_out(lp, k0, buf + 2 * slot),
                                       block_out(gp, k0, buf + 3 * slot))

@@ -138,7 +138,27 @@ static inline __attribute__((always_inline)) void XF_NAME(xf_softplus_sigmoid)(
  *   grad = w (lw sigmoid(x) - pw t) * scale.
  * The two linear terms never cancel (only one is non-zero), and a term with
  * coefficient 0 counts 0 at x = +-inf: sigmoid(+inf) = 1 exactly, so the
- * loss of x = +inf, t = 1 is 0, as it is in the limit. */
+ * loss of x = +inf, t = 1 is 0, as it is in the limit.  The m elements of a
+ * chunk, from sig = sigmoid(-|x|) and softplus; w and pw both NULL (no
+ * weights: inlined with constants, the loop has no loads or products for
+ * them) or both set. */
+static inline __attribute__((always_inline)) void XF_NAME(xf_bce_logits_chunk)(
+    const XF_T *x, const XF_T *t, const XF_T *w, const XF_T *pw, Py_ssize_t m,
+    const XF_T *sig, const XF_T *softplus, XF_T scale, XF_T *loss, XF_T *grad)
+{
+    XF_SIMD
+    for (Py_ssize_t i = 0; i < m; i++) {
+        XF_T xi = x[i], ti = t[i], wi = w ? w[i] : 1;
+        XF_T pos = xi > 0 ? xi : 0, neg = xi < 0 ? -xi : 0;
+        XF_T a = 1 - ti, b = pw ? pw[i] * ti : ti, lw = pw ? (pw[i] - 1) * ti + 1 : 1;
+        loss[i] = wi * ((a != 0 ? a * pos : 0) + (b != 0 ? b * neg : 0) + lw * softplus[i]);
+        /* lw sigmoid(x) - b, with sigmoid(x) = 1 - sig for x >= 0 and
+         * lw - b = 1 - t: no cancellation when t = 1 and x is large. */
+        grad[i] = wi * (xi >= 0 ? a - lw * sig[i] : lw * sig[i] - b) * scale;
+    }
+}
+
+/* The loss above over n elements; w and pw as in xf_bce_logits_chunk. */
 static XF_TARGET double XF_NAME(xf_bce_logits_block)(
     const XF_T *x, const XF_T *t, const XF_T *w, const XF_T *pw, Py_ssize_t n,
     XF_T scale, XF_T *loss, XF_T *grad)
@@ -146,20 +166,14 @@ static XF_TARGET double XF_NAME(xf_bce_logits_block)(
     XF_T sig[XF_CHUNK], softplus[XF_CHUNK];
     for (Py_ssize_t c = 0; c < n; c += XF_CHUNK) {
         Py_ssize_t m = n - c < XF_CHUNK ? n - c : XF_CHUNK;
-        const XF_T *xc = x + c, *tc = t + c, *wc = w + c, *pwc = pw + c;
-        XF_T *lc = loss + c, *gc = grad + c;
-        XF_NAME(xf_exp_neg_abs)(xc, m, sig);
+        XF_NAME(xf_exp_neg_abs)(x + c, m, sig);
         XF_NAME(xf_softplus_sigmoid)(sig, m, softplus);   /* sig = sigmoid(-|x|) */
-        XF_SIMD
-        for (Py_ssize_t i = 0; i < m; i++) {
-            XF_T xi = xc[i], ti = tc[i], wi = wc[i], pwi = pwc[i];
-            XF_T pos = xi > 0 ? xi : 0, neg = xi < 0 ? -xi : 0;
-            XF_T a = 1 - ti, b = pwi * ti, lw = (pwi - 1) * ti + 1;
-            lc[i] = wi * ((a != 0 ? a * pos : 0) + (b != 0 ? b * neg : 0) + lw * softplus[i]);
-            /* lw sigmoid(x) - b, with sigmoid(x) = 1 - sig for x >= 0 and
-             * lw - b = 1 - t: no cancellation when t = 1 and x is large. */
-            gc[i] = wi * (xi >= 0 ? a - lw * sig[i] : lw * sig[i] - b) * scale;
-        }
+        if (w == NULL)
+            XF_NAME(xf_bce_logits_chunk)(x + c, t + c, NULL, NULL, m, sig, softplus, scale,
+                                         loss + c, grad + c);
+        else
+            XF_NAME(xf_bce_logits_chunk)(x + c, t + c, w + c, pw + c, m, sig, softplus,
+                                         scale, loss + c, grad + c);
     }
     return XF_NAME(xf_sum)(loss, n);
 }

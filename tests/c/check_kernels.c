@@ -209,16 +209,20 @@ static void check_bce_logits(int level)
         t[i] = (float)(i % 3 == 0);
         w[i] = 1;
     }
-    double total = xf_bce_logits_block_f32(x, t, w, w, N, 1.0f, loss, grad);
-    double total_ref = 0;
-    for (int i = 0; i < N; i++) {
-        double xi = x[i];
-        double li = fmax(xi, 0) - xi * t[i] + log1p(exp(-fabs(xi)));
-        total_ref += li;
-        check("bce_logits loss", level, N, loss[i], li, 1e-6);
-        check("bce_logits grad", level, N, grad[i], 1 / (1 + exp(-xi)) - t[i], 1e-6);
+    /* weights given as ones, then absent (NULL: the kernel's loop without them) */
+    for (int weighted = 1; weighted >= 0; weighted--) {
+        double total = xf_bce_logits_block_f32(x, t, weighted ? w : NULL, weighted ? w : NULL,
+                                               N, 1.0f, loss, grad);
+        double total_ref = 0;
+        for (int i = 0; i < N; i++) {
+            double xi = x[i];
+            double li = fmax(xi, 0) - xi * t[i] + log1p(exp(-fabs(xi)));
+            total_ref += li;
+            check("bce_logits loss", level, N, loss[i], li, 1e-6);
+            check("bce_logits grad", level, N, grad[i], 1 / (1 + exp(-xi)) - t[i], 1e-6);
+        }
+        check("bce_logits sum", level, N, total, total_ref, 1e-6);
     }
-    check("bce_logits sum", level, N, total, total_ref, 1e-6);
 }
 
 int main(void)
