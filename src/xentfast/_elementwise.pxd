@@ -2,10 +2,13 @@
 # (see _xf_elementwise_impl.h for what each computes): each wrapper picks the
 # float or double instantiation at compile time.
 from cython cimport floating
+from libc.stdint cimport int64_t
 
 cdef extern from "_xf_elementwise.h" nogil:
     enum:
         XF_BLOCK
+    Py_ssize_t xf_count_bad_labels(const int64_t *labels, Py_ssize_t n, int64_t n_classes,
+                                   int64_t ignore_index, Py_ssize_t *ignored)
     Py_ssize_t xf_count_outside_unit_f32(const float *v, Py_ssize_t n)
     Py_ssize_t xf_count_outside_unit_f64(const double *v, Py_ssize_t n)
     const float *xf_broadcast_block_f32(const float *data, Py_ssize_t inner,

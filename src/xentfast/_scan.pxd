@@ -2,6 +2,8 @@
 # entry point (_multiclass.cross_entropy_small).
 from libc.stdint cimport int64_t
 
+from ._elementwise cimport xf_count_bad_labels
+
 
 cdef inline Py_ssize_t first_bad_label(const int64_t *labels, Py_ssize_t n,
                                        int64_t n_classes, int64_t ignore_index,
@@ -10,6 +12,8 @@ cdef inline Py_ssize_t first_bad_label(const int64_t *labels, Py_ssize_t n,
     ignore_index, or -1; the labels equal to ignore_index before it (all of
     them if none) counted in *ignored."""
     cdef Py_ssize_t i
+    if xf_count_bad_labels(labels, n, n_classes, ignore_index, ignored) == 0:
+        return -1   # the common case, in one vectorised pass
     ignored[0] = 0
     for i in range(n):
         if labels[i] == ignore_index:

@@ -59,6 +59,7 @@
 #undef XF_F32
 #undef XF_IMPL
 
+#define xf_count_bad_labels(...) XF_DISPATCH(xf_count_bad_labels_f32, __VA_ARGS__)
 #define xf_count_outside_unit_f32(...) XF_DISPATCH(xf_count_outside_unit_f32, __VA_ARGS__)
 #define xf_count_outside_unit_f64(...) XF_DISPATCH(xf_count_outside_unit_f64, __VA_ARGS__)
 #define xf_broadcast_block_f32(...) XF_DISPATCH(xf_broadcast_block_f32, __VA_ARGS__)

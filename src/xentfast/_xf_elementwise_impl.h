@@ -16,6 +16,27 @@ static XF_TARGET Py_ssize_t XF_NAME(xf_count_outside_unit)(const XF_T *v, Py_ssi
     return bad;
 }
 
+#if XF_F32
+/* How many of labels[0:n] are outside [0, n_classes) and not ignore_index;
+ * how many equal ignore_index in *ignored.  Without a branch, so that it
+ * vectorises (the label scan of every call).  Labels have no float type:
+ * only the float instantiation has it (xf_count_bad_labels). */
+static XF_TARGET Py_ssize_t XF_NAME(xf_count_bad_labels)(const int64_t *labels, Py_ssize_t n,
+                                                         int64_t n_classes, int64_t ignore_index,
+                                                         Py_ssize_t *ignored)
+{
+    Py_ssize_t bad = 0, ign = 0;
+    XF_SIMD_REDUCE(+, bad, ign)
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t v = labels[i];
+        ign += v == ignore_index;
+        bad += (v != ignore_index) & ((uint64_t)v >= (uint64_t)n_classes);
+    }
+    *ignored = ign;
+    return bad;
+}
+#endif
+
 /* sum of v[0:n] in double (in a loop of its own: gcc does not vectorise a
  * double reduction inside the float loss loops). */
 static XF_TARGET double XF_NAME(xf_sum)(const XF_T *v, Py_ssize_t n)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <math.h>
+#include <stdint.h>
 typedef ptrdiff_t Py_ssize_t;
 #include "_xf_rows.h"
 #include "_xf_elementwise.h"
@@ -225,6 +226,35 @@ static void check_bce_logits(int level)
     }
 }
 
+/* The label scan's count: out-of-range labels (negative, n_classes, huge)
+ * and ignored ones at every position of vectors and tails. */
+static void check_count_bad_labels(int level)
+{
+    enum { N = 203 };
+    static const int64_t odd[] = {-1, 10, -100, INT64_MIN, INT64_MAX, 11};
+    int64_t y[N];
+    for (int step = 1; step <= 7; step += 3) {
+        Py_ssize_t ign;
+        for (int i = 0; i < N; i++) {
+            y[i] = i % 10;
+            if (i % (5 * step) == 3)
+                y[i] = -100;   /* the ignore_index below */
+            if (i % (7 * step) == 5)
+                y[i] = odd[i % 6];
+        }
+        for (Py_ssize_t n = 0; n <= N; n += n < 20 ? 1 : 61) {
+            Py_ssize_t b = 0, g = 0;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                g += y[i] == -100;
+                b += y[i] != -100 && (y[i] < 0 || y[i] >= 10);
+            }
+            Py_ssize_t got = xf_count_bad_labels(y, n, 10, -100, &ign);
+            check("count_bad_labels", level, n, (double)got, (double)b, 0);
+            check("count_bad_labels ignored", level, n, (double)ign, (double)g, 0);
+        }
+    }
+}
+
 int main(void)
 {
     int best = xf_best_level, levels = 0;
@@ -245,6 +275,7 @@ int main(void)
         check_exp_sum_edges(level);
         check_exp_sum_long(level);
         check_bce_logits(level);
+        check_count_bad_labels(level);
         printf("level %s checked\n", xf_level_names[level]);
         levels++;
     }
