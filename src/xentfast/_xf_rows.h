@@ -30,7 +30,7 @@
 #define XF_F32 1
 #define XF_DT_NAME(f) f##_f32
 #define XF_EXP xf_expf
-#define XF_LOG1P xf_log1pf
+#define XF_LOG1P xf_log1pf_nonneg   /* of sums of exps: >= 0 */
 #include "_xf_levels.h"
 #undef XF_T
 #undef XF_DT_NAME
@@ -42,7 +42,7 @@
 #define XF_F32 0
 #define XF_DT_NAME(f) f##_f64
 #define XF_EXP xf_exp
-#define XF_LOG1P xf_log1p
+#define XF_LOG1P xf_log1p_nonneg
 #include "_xf_levels.h"
 #undef XF_T
 #undef XF_DT_NAME

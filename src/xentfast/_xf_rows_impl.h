@@ -54,18 +54,18 @@ static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
 #endif
     double others = rest + (ones - 1.0);
     if (l1p != NULL)
-        *l1p = xf_log1p(others);
+        *l1p = xf_log1p_nonneg(others);
     return others;
 }
 
-/* out[k] = log1p(x[k]): the log1p of a group of rows' sums at once, in
+/* out[k] = log1p(x[k]) (x[k] >= 0): the log1p of a group of rows' sums at once, in
  * vectors (short rows call xf_row_exp_sum with l1p = NULL, since one scalar
  * log1p per row is a latency chain as long as their exps). */
 static XF_TARGET void XF_NAME(xf_rows_log1p)(const double *x, Py_ssize_t n, double *out)
 {
     XF_SIMD
     for (Py_ssize_t k = 0; k < n; k++)
-        out[k] = xf_log1p(x[k]);
+        out[k] = xf_log1p_nonneg(x[k]);
 }
 
 /* Target coefficients of soft (or smoothed) targets:

@@ -154,8 +154,10 @@ XF_AVX2_FN void xf_tile_exp_avx2(const float *tile, Py_ssize_t c, const float *m
         __m256d sum_hi = _mm256_add_pd(_mm256_add_pd(
             _mm256_cvtps_pd(_mm256_extractf128_ps(s0, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(s1, 1))),
             _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
-        _mm_storeu_ps(others + h, _mm256_cvtpd_ps(sum_lo));
-        _mm_storeu_ps(others + h + 4, _mm256_cvtpd_ps(sum_hi));
+        /* one 256-bit store, which the log1p loop's 256-bit load can be
+         * forwarded from (two 128-bit stores could not) */
+        _mm256_storeu_ps(others + h, _mm256_insertf128_ps(
+            _mm256_castps128_ps256(_mm256_cvtpd_ps(sum_lo)), _mm256_cvtpd_ps(sum_hi), 1));
     }
 }
 
@@ -256,8 +258,10 @@ XF_AVX512_FN void xf_tile_exp_avx512(const float *tile, Py_ssize_t c, const floa
     __m512d sum_hi = _mm512_add_pd(_mm512_add_pd(
         _mm512_cvtps_pd(_mm512_extractf32x8_ps(s0, 1)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(s1, 1))),
         _mm512_cvtps_pd(_mm512_extractf32x8_ps(lo, 1)));
-    _mm256_storeu_ps(others, _mm512_cvtpd_ps(sum_lo));
-    _mm256_storeu_ps(others + 8, _mm512_cvtpd_ps(sum_hi));
+    /* one 512-bit store: the log1p loop next reads `others` as one vector,
+     * which two 256-bit stores could not forward */
+    _mm512_storeu_ps(others, _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(sum_lo)),
+                                                _mm512_cvtpd_ps(sum_hi), 1));
 }
 
 #endif /* XF_X86 */

@@ -211,4 +211,22 @@ static inline __attribute__((always_inline)) double xf_log1p(double x)
     return xf_log_plus(u, (x - (u - 1.0)) / u);
 }
 
+/* log1p(x) for finite x >= 0 (or NaN) only, as the row kernels' sums of
+ * exps: 1 + x is then a finite number >= 1, so the general log's selects
+ * for tiny, 0, negative and infinite arguments are not needed (they sat on
+ * the latency chain from a tile's sums to its gradient). */
+static inline __attribute__((always_inline)) float xf_log1pf_nonneg(float x)
+{
+    float u = 1.0f + x;
+    float r = xf_logf_scaled(u, 0, (x - (u - 1.0f)) / u);
+    return x != x ? x : r;
+}
+
+static inline __attribute__((always_inline)) double xf_log1p_nonneg(double x)
+{
+    double u = 1.0 + x;
+    double r = xf_log_scaled(u, 0.0, (x - (u - 1.0)) / u);
+    return x != x ? x : r;
+}
+
 #endif
