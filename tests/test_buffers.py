@@ -121,3 +121,28 @@ print("ok")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mappings of their own on Linux")
+def test_buffers_are_mappings_of_their_own_on_huge_page_boundaries():
+    """Each buffer is a fresh mapping starting on a 2 MiB boundary (its data
+    64 bytes in), so transparent huge pages can back all of it, whatever
+    the heap looked like before."""
+    arrays = [_buffers.empty(shape, np.float32) for shape in (BIG, (3000, 700), (5, 1 << 20))]
+    for a in arrays:
+        assert a.ctypes.data % (2 << 20) == 64
+        a[...] = 1.5   # all of it is writable
+    assert all(not np.shares_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
+
+
+def test_resize_keeps_the_contents(rng):
+    """NumPy's resize goes through the handler's realloc, which finds the
+    old size in the buffer's header."""
+    a = _buffers.empty((1 << 20,), np.uint8)
+    a[:] = rng.integers(0, 256, a.size, dtype=np.uint8)
+    before = a.copy()
+    a.resize((5 << 20,), refcheck=False)   # grows past the mapping
+    np.testing.assert_array_equal(a[:before.size], before)
+    assert np.all(a[before.size:] == 0)
+    a.resize((1 << 19,), refcheck=False)   # shrinks in place
+    np.testing.assert_array_equal(a, before[:1 << 19])
