@@ -31,14 +31,14 @@
 #define XF_DT_NAME(f) f##_f32
 #define XF_EXP xf_expf
 #define XF_LOG xf_logf
-#define XF_LOG_PLUS_1_2 xf_logf_plus_1_2
+#define XF_LOG_PLUS_FROM_1 xf_logf_plus_from_1
 #define XF_LOG1P xf_log1pf
 #include "_xf_levels.h"
 #undef XF_T
 #undef XF_DT_NAME
 #undef XF_EXP
 #undef XF_LOG
-#undef XF_LOG_PLUS_1_2
+#undef XF_LOG_PLUS_FROM_1
 #undef XF_LOG1P
 #undef XF_F32
 
@@ -47,14 +47,14 @@
 #define XF_DT_NAME(f) f##_f64
 #define XF_EXP xf_exp
 #define XF_LOG xf_log
-#define XF_LOG_PLUS_1_2 xf_log_plus_1_2
+#define XF_LOG_PLUS_FROM_1 xf_log_plus_from_1
 #define XF_LOG1P xf_log1p
 #include "_xf_levels.h"
 #undef XF_T
 #undef XF_DT_NAME
 #undef XF_EXP
 #undef XF_LOG
-#undef XF_LOG_PLUS_1_2
+#undef XF_LOG_PLUS_FROM_1
 #undef XF_LOG1P
 #undef XF_F32
 #undef XF_IMPL

@@ -149,7 +149,7 @@ static inline __attribute__((always_inline)) void XF_NAME(xf_softplus_sigmoid)(
     XF_SIMD
     for (Py_ssize_t i = 0; i < m; i++) {
         XF_T ei = e[i], u = 1 + ei, d = 1 / u;
-        softplus[i] = XF_LOG_PLUS_1_2(u, (ei - (u - 1)) * d);   /* u in [1, 2] */
+        softplus[i] = XF_LOG_PLUS_FROM_1(u, (ei - (u - 1)) * d);   /* u in [1, 2] */
         e[i] = ei * d;
     }
 }

@@ -126,10 +126,11 @@ static inline __attribute__((always_inline)) float xf_logf_plus(float x, float c
     return x != x ? x : r;
 }
 
-/* xf_logf_plus for x in [1, 2] (or NaN) only, as in log1p(exp(-|z|)): no
- * special value to select but NaN (5 of the ~35 vector operations of the
- * softplus pass). */
-static inline __attribute__((always_inline)) float xf_logf_plus_1_2(float x, float c)
+/* xf_logf_plus for a finite x >= 1 (or NaN) only, as the kernels' 1 + e
+ * with e = exp(-|z|) or a sum of exps: no special value to select but NaN
+ * (5 of the ~35 vector operations of the softplus pass, and on the latency
+ * chain from a tile's sums to its gradient). */
+static inline __attribute__((always_inline)) float xf_logf_plus_from_1(float x, float c)
 {
     float r = xf_logf_scaled(x, 0, c);
     return x != x ? x : r;
@@ -180,7 +181,7 @@ static inline __attribute__((always_inline)) double xf_log_plus(double x, double
     return x != x ? x : r;
 }
 
-static inline __attribute__((always_inline)) double xf_log_plus_1_2(double x, double c)
+static inline __attribute__((always_inline)) double xf_log_plus_from_1(double x, double c)
 {
     double r = xf_log_scaled(x, 0.0, c);
     return x != x ? x : r;
@@ -212,21 +213,17 @@ static inline __attribute__((always_inline)) double xf_log1p(double x)
 }
 
 /* log1p(x) for finite x >= 0 (or NaN) only, as the row kernels' sums of
- * exps: 1 + x is then a finite number >= 1, so the general log's selects
- * for tiny, 0, negative and infinite arguments are not needed (they sat on
- * the latency chain from a tile's sums to its gradient). */
+ * exps: 1 + x is then >= 1 (xf_logf_plus_from_1). */
 static inline __attribute__((always_inline)) float xf_log1pf_nonneg(float x)
 {
     float u = 1.0f + x;
-    float r = xf_logf_scaled(u, 0, (x - (u - 1.0f)) / u);
-    return x != x ? x : r;
+    return xf_logf_plus_from_1(u, (x - (u - 1.0f)) / u);
 }
 
 static inline __attribute__((always_inline)) double xf_log1p_nonneg(double x)
 {
     double u = 1.0 + x;
-    double r = xf_log_scaled(u, 0.0, (x - (u - 1.0)) / u);
-    return x != x ? x : r;
+    return xf_log_plus_from_1(u, (x - (u - 1.0)) / u);
 }
 
 #endif
