@@ -37,14 +37,21 @@
 #define XF_BUFFERS_MIN ((size_t)1 << 20)
 #define XF_BUFFERS_BUDGET ((size_t)256 << 20)
 
-/* Bytes before a buffer's data: its mapping's start and length (a multiple
- * of 64, so that the data keeps the alignment of the mapping's cache lines). */
+/* Bytes before a buffer's data, where its mapping starts: the header (a
+ * multiple of 64, so that the data keeps the mapping's cache-line
+ * alignment). */
 #define XF_BUFFERS_HEADER 64
 #define XF_BUFFERS_HUGE ((size_t)2 << 20)
 
-struct xf_buffer_header { char *start; size_t length; size_t capacity; };
+/* The mapping's length, and the bytes of data in use (what realloc copies). */
+struct xf_buffer_header { size_t length; size_t size; };
 
-/* A new buffer of at least `size` bytes (zeroed), or NULL. */
+static struct xf_buffer_header *xf_buffers_header(void *ptr)
+{
+    return (struct xf_buffer_header *)((char *)ptr - XF_BUFFERS_HEADER);
+}
+
+/* A new buffer of `size` bytes (zeroed), or NULL. */
 static void *xf_buffers_map(size_t size)
 {
     if (size > (size_t)-1 - XF_BUFFERS_HEADER - 2 * XF_BUFFERS_HUGE)
@@ -55,12 +62,12 @@ static void *xf_buffers_map(size_t size)
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return NULL;
-    /* keep the 2 MiB-aligned part */
+    /* keep the 2 MiB-aligned part (what precedes it is shorter than 2 MiB,
+     * so something always follows it) */
     char *start = (char *)(((uintptr_t)raw + XF_BUFFERS_HUGE - 1) & ~(uintptr_t)(XF_BUFFERS_HUGE - 1));
     if (start > raw)
         munmap(raw, (size_t)(start - raw));
-    if (raw + length + XF_BUFFERS_HUGE > start + length)
-        munmap(start + length, (size_t)(raw + length + XF_BUFFERS_HUGE - (start + length)));
+    munmap(start + length, (size_t)(raw + XF_BUFFERS_HUGE - start));
 #ifdef MADV_HUGEPAGE
     madvise(start, length, MADV_HUGEPAGE);
 #endif
@@ -71,26 +78,19 @@ static void *xf_buffers_map(size_t size)
         return NULL;
 #endif
     struct xf_buffer_header *h = (struct xf_buffer_header *)start;
-    h->start = start;
     h->length = length;
-    h->capacity = length - XF_BUFFERS_HEADER;
+    h->size = size;
     return start + XF_BUFFERS_HEADER;
-}
-
-static struct xf_buffer_header *xf_buffers_header(void *ptr)
-{
-    return (struct xf_buffer_header *)((char *)ptr - XF_BUFFERS_HEADER);
 }
 
 static void xf_buffers_unmap(void *ptr)
 {
     if (ptr == NULL)
         return;
-    struct xf_buffer_header *h = xf_buffers_header(ptr);
 #ifdef __linux__
-    munmap(h->start, h->length);
+    munmap((char *)ptr - XF_BUFFERS_HEADER, xf_buffers_header(ptr)->length);
 #else
-    free(h->start);
+    free((char *)ptr - XF_BUFFERS_HEADER);
 #endif
 }
 
@@ -173,12 +173,14 @@ static void *xf_buffers_realloc(void *ctx, void *ptr, size_t new_size)
     (void)ctx;
     if (ptr == NULL)
         return xf_buffers_map(new_size);
-    size_t capacity = xf_buffers_header(ptr)->capacity;
-    if (new_size <= capacity)
+    struct xf_buffer_header *h = xf_buffers_header(ptr);
+    if (new_size + XF_BUFFERS_HEADER <= h->length) {   /* fits in its mapping */
+        h->size = new_size;
         return ptr;
+    }
     void *p = xf_buffers_map(new_size);
     if (p != NULL) {
-        memcpy(p, ptr, capacity);
+        memcpy(p, ptr, h->size);
         xf_buffers_unmap(ptr);
     }
     return p;
