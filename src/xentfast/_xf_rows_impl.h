@@ -153,7 +153,9 @@ static XF_TARGET void XF_NAME(xf_exp_block)(const XF_T *x, Py_ssize_t n, XF_T *e
 static XF_TARGET void XF_NAME(xf_tile_load)(const XF_T *x, Py_ssize_t c,
                                                  Py_ssize_t nr, XF_T *tile, XF_T *m)
 {
-#if defined(XF_X86) && XF_LEVEL_NUM >= 1 && XF_F32
+#if XF_ROWS_X86_F32 == 2
+    xf_tile_load16_f32(x, c, nr, tile, m);
+#elif XF_ROWS_X86_F32 == 1
     xf_tile_load8_f32(x, c, nr, tile, m);
 #else
     for (Py_ssize_t j = 0; j < c; j++)
@@ -241,7 +243,9 @@ static XF_TARGET void XF_NAME(xf_tile_store)(const XF_T *tile, Py_ssize_t c,
                                                   const XF_T *s, const XF_T *b,
                                                   const XF_T *w, XF_T *g)
 {
-#if defined(XF_X86) && XF_LEVEL_NUM >= 1 && XF_F32
+#if XF_ROWS_X86_F32 == 2
+    xf_tile_store16_f32(tile, c, nr, a, s, b, w, g);
+#elif XF_ROWS_X86_F32 == 1
     xf_tile_store8_f32(tile, c, nr, a, s, b, w, g);
 #else
     for (Py_ssize_t j = 0; j < c; j++) {

@@ -14,17 +14,11 @@
 #define XF_ROWS_X86_H
 
 #include "_xf_exp_x86.h"
+#include "_xf_transpose.h"   /* xf_first_lanes_avx2, xf_first_lanes_avx512 */
 
 #ifdef XF_X86
 
 /* ---- AVX2: 8 floats a vector ---- */
-
-/* Lanes [0, count) set, count in [0, 8]. */
-XF_AVX2_FN __m256i xf_first_lanes_avx2(Py_ssize_t count)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 XF_AVX2_FN float xf_row_max_avx2(const float *x, Py_ssize_t n)
 {
@@ -163,11 +157,6 @@ XF_AVX2_FN void xf_tile_exp_avx2(const float *tile, Py_ssize_t c, const float *m
 
 /* ---- AVX-512: 16 floats a vector, the last one under a mask ---- */
 
-XF_AVX512_FN __mmask16 xf_first_lanes_avx512(Py_ssize_t count)
-{
-    return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1u);
-}
-
 XF_AVX512_FN float xf_row_max_avx512(const float *x, Py_ssize_t n)
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
@@ -220,24 +209,15 @@ XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m,
     return _mm512_reduce_add_pd(acc);
 }
 
-/* 16 floats read as two halves: the tile was just written by 256-bit stores
- * (_xf_transpose.h), and a 512-bit load of two such stores cannot be
- * forwarded from them (it waits until they reach the cache). */
-XF_AVX512_FN __m512 xf_load_halves_avx512(const float *p)
-{
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p)),
-                              _mm256_loadu_ps(p + 8), 1);
-}
-
 /* xf_tile_exp_avx2 in one vector a class, the exp's 2^n by scalef. */
 XF_AVX512_FN void xf_tile_exp_avx512(const float *tile, Py_ssize_t c, const float *m,
                                      float *out, float *others)
 {
-    const __m512 mv = xf_load_halves_avx512(m), one = _mm512_set1_ps(1.0f);
+    const __m512 mv = _mm512_loadu_ps(m), one = _mm512_set1_ps(1.0f);
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, ones = s0;
 #define XF_TILE_EXP_CLASS(j, s)                                                              \
     do {                                                                                     \
-        __m512 v_ = xf_expf_avx512(_mm512_sub_ps(xf_load_halves_avx512(tile + (j) * 16), mv)); \
+        __m512 v_ = xf_expf_avx512(_mm512_sub_ps(_mm512_loadu_ps(tile + (j) * 16), mv)); \
         _mm512_storeu_ps(out + (j) * 16, v_);                                                \
         __mmask16 is_one_ = _mm512_cmp_ps_mask(v_, one, _CMP_EQ_OQ);                         \
         ones = _mm512_mask_add_ps(ones, is_one_, ones, one);                                 \
