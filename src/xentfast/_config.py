@@ -45,8 +45,11 @@ def config_info() -> dict[str, Any]:
         support, best first; ``openmp`` (bool), built with OpenMP;
         ``num_threads``, what `get_num_threads` returns; ``compiler``, the C
         compiler of the build; ``tile_rows`` and ``tile_limit_float32`` /
-        ``tile_limit_float64``: the small-class kernels take ``tile_rows``
-        rows at a time, up to that many classes, at the current level.
+        ``tile_limit_float64``: the small-class kernels of the softmax family
+        take ``tile_rows`` rows at a time, up to that many classes, at the
+        current level; ``label_tile_limit_float32`` /
+        ``label_tile_limit_float64``: the same for the losses of integer
+        labels.
     """
     from . import __version__
     build = _simd.build_info()

@@ -10,6 +10,8 @@ cdef extern from "_xf_rows.h" nogil:
     enum: XF_TILE_CAPACITY
     Py_ssize_t xf_tile_limit_f32()
     Py_ssize_t xf_tile_limit_f64()
+    Py_ssize_t xf_label_tile_limit_f32()
+    Py_ssize_t xf_label_tile_limit_f64()
     void xf_tile_load_f32(const float *x, Py_ssize_t c, Py_ssize_t nr, float *tile, float *m)
     void xf_tile_load_f64(const double *x, Py_ssize_t c, Py_ssize_t nr, double *tile,
                           double *m)
@@ -133,20 +135,31 @@ cdef inline void row_mul(floating *g, Py_ssize_t n, const floating *slope) noexc
 
 
 # Tiles: XF_LANES rows with few classes, transposed so loops run across rows.
-# A kernel takes this path when C <= tile_limit(): below that the row loops'
-# remainders and reductions cost more than the tile's transposes.  The limit
-# is measured per instruction-set level and dtype, and set in _xf_rows.h;
-# XF_TILE_CAPACITY bounds it (it sizes the tiles).
+# A kernel takes this path when C <= tile_limit() (label_tile_limit() for the
+# label losses): below that the row loops' remainders and reductions cost more
+# than the tile's transposes.  The limits are measured per instruction-set
+# level and dtype, and set in _xf_rows.h; XF_TILE_CAPACITY bounds them (it
+# sizes the tiles).
 cdef enum:
     TILE_SIZE = XF_LANES * XF_TILE_CAPACITY
 
 
 cdef inline Py_ssize_t tile_limit(floating dtype_tag) noexcept nogil:
-    """Most classes a tile takes, for the dtype of `dtype_tag`."""
+    """Most classes the softmax family's tiles take, for the dtype of
+    `dtype_tag`."""
     if floating is float:
         return xf_tile_limit_f32()
     else:
         return xf_tile_limit_f64()
+
+
+cdef inline Py_ssize_t label_tile_limit(floating dtype_tag) noexcept nogil:
+    """Most classes the label losses' tiles take, for the dtype of
+    `dtype_tag`."""
+    if floating is float:
+        return xf_label_tile_limit_f32()
+    else:
+        return xf_label_tile_limit_f64()
 
 
 cdef inline void tile_load(const floating *x, Py_ssize_t c, Py_ssize_t nr,

@@ -16,6 +16,8 @@ cdef extern from "_xf_rows.h" nogil:
     int XF_LANES
     Py_ssize_t xf_tile_limit_f32()
     Py_ssize_t xf_tile_limit_f64()
+    Py_ssize_t xf_label_tile_limit_f32()
+    Py_ssize_t xf_label_tile_limit_f64()
     void xf_exp_block_f32(const float *x, Py_ssize_t n, float *e)
     void xf_exp_block_f64(const double *x, Py_ssize_t n, double *e)
 
@@ -67,6 +69,8 @@ def build_info():
         "tile_rows": XF_LANES,
         "tile_limit_float32": xf_tile_limit_f32(),
         "tile_limit_float64": xf_tile_limit_f64(),
+        "label_tile_limit_float32": xf_label_tile_limit_f32(),
+        "label_tile_limit_float64": xf_label_tile_limit_f64(),
     }
 
 

@@ -78,12 +78,17 @@
 #define xf_tile_cross_entropy_f64(...) XF_DISPATCH(xf_tile_cross_entropy_f64, __VA_ARGS__)
 
 /* Most classes the kernels send through tiles, per level (baseline, avx2,
- * avx512) and dtype: above, the row loops are faster (measured on Zen 4/5,
- * one thread; see bench/simd.md).  The float tiles of the AVX levels are
- * transposed in registers (_xf_transpose.h), so they pay off for longer; at
- * avx2 the float row groups (_xf_rows_x86.h) win from ~44 classes on
- * (cross-entropy at 48 classes: 0.80 ms in rows, 0.88 in tiles). */
+ * avx512) and dtype: above, the row loops are faster.  The float tiles of the
+ * AVX levels are transposed in registers (_xf_transpose.h), so they pay off
+ * for longer.  The softmax family's limits were measured on Zen 4/5 (one
+ * thread; see bench/simd.md: at avx2 the float row groups win from ~44
+ * classes on there).  The label losses (cross-entropy, NLL, focal) gain more
+ * from tiles, whose loss algebra runs across the lanes: on a Sapphire Rapids
+ * Xeon their tiles won by 20-40 % at avx2 and 13-24 % at avx512 from 44 to
+ * 64 classes (one thread), where Zen 4 had them even at 64. */
 static inline Py_ssize_t xf_tile_limit_f32(void) { return XF_PER_LEVEL(32, 40, 56); }
 static inline Py_ssize_t xf_tile_limit_f64(void) { return XF_PER_LEVEL(24, 24, 24); }
+static inline Py_ssize_t xf_label_tile_limit_f32(void) { return XF_PER_LEVEL(32, 64, 64); }
+static inline Py_ssize_t xf_label_tile_limit_f64(void) { return xf_tile_limit_f64(); }
 
 #endif
