@@ -50,12 +50,13 @@ XF_AVX2_FN float xf_row_max_avx2(const float *x, Py_ssize_t n)
  * terms a lane: a relative error below 2e-6), the blocks' sums in double. */
 #define XF_SUM_BLOCK 256
 
-XF_AVX2_FN void xf_add_exps_avx2(__m256 v, __m256 keep, __m256 *s, __m256 *ones)
+/* s += the terms of v below 1 (or NaN), ones += the count of those equal to 1. */
+XF_AVX2_FN void xf_add_exps_avx2(__m256 v, __m256 *s, __m256 *ones)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 is_one = _mm256_and_ps(_mm256_cmp_ps(v, one, _CMP_EQ_OQ), keep);
+    __m256 is_one = _mm256_cmp_ps(v, one, _CMP_EQ_OQ);
     *ones = _mm256_add_ps(*ones, _mm256_and_ps(is_one, one));
-    *s = _mm256_add_ps(*s, _mm256_andnot_ps(is_one, _mm256_and_ps(v, keep)));
+    *s = _mm256_add_ps(*s, _mm256_andnot_ps(is_one, v));
 }
 
 /* Index of the first x[j] == m, or n. */
@@ -119,38 +120,47 @@ XF_AVX2_FN double xf_row_exp_sum_avx2(const float *x, Py_ssize_t n, float m, flo
  * tile), and others[k] = the sum of lane k's terms but one of its ones.  A
  * lane's terms are summed in float, the even and the odd classes apart (at
  * most 64 terms a sum: within 4e-6 relative, as the row sums), the two sums
- * added in double. */
+ * added in double.  Both halves of the tile go through one loop: each half
+ * has two sums and two counts, eight short chains in all (the halves one
+ * after the other, with one count each, made the exps wait on the chains'
+ * latency). */
 XF_AVX2_FN void xf_tile_exp_avx2(const float *tile, Py_ssize_t c, const float *m,
                                  float *out, float *others)
 {
-    const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    for (int h = 0; h < 16; h += 8) {
-        const __m256 mv = _mm256_loadu_ps(m + h);
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, ones = s0;
-        Py_ssize_t j = 0;
-        for (; j + 2 <= c; j += 2) {   /* two sums, both in registers */
-            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + h), mv));
-            __m256 w = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + 16 + h), mv));
-            _mm256_storeu_ps(out + j * 16 + h, v);
-            _mm256_storeu_ps(out + j * 16 + 16 + h, w);
-            xf_add_exps_avx2(v, all, &s0, &ones);
-            xf_add_exps_avx2(w, all, &s1, &ones);
-        }
-        if (j < c) {
-            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + j * 16 + h), mv));
-            _mm256_storeu_ps(out + j * 16 + h, v);
-            xf_add_exps_avx2(v, all, &s0, &ones);
-        }
-        __m256 lo = _mm256_add_ps(ones, _mm256_set1_ps(-1.0f));   /* exact */
+    const __m256 m0 = _mm256_loadu_ps(m), m1 = _mm256_loadu_ps(m + 8);
+    __m256 s[4], ones[4];   /* [half * 2 + class parity] */
+    for (int i = 0; i < 4; i++)
+        s[i] = ones[i] = _mm256_setzero_ps();
+#define XF_TILE_EXP_CLASS(j, parity)                                                     \
+    do {                                                                                 \
+        __m256 v0_ = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + (j) * 16), m0));  \
+        __m256 v1_ = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(tile + (j) * 16 + 8), m1)); \
+        _mm256_storeu_ps(out + (j) * 16, v0_);                                           \
+        _mm256_storeu_ps(out + (j) * 16 + 8, v1_);                                       \
+        xf_add_exps_avx2(v0_, &s[parity], &ones[parity]);                                \
+        xf_add_exps_avx2(v1_, &s[2 + (parity)], &ones[2 + (parity)]);                    \
+    } while (0)
+    Py_ssize_t j = 0;
+    for (; j + 2 <= c; j += 2) {
+        XF_TILE_EXP_CLASS(j, 0);
+        XF_TILE_EXP_CLASS(j + 1, 1);
+    }
+    if (j < c)
+        XF_TILE_EXP_CLASS(j, 0);
+#undef XF_TILE_EXP_CLASS
+    for (int h = 0; h < 2; h++) {
+        __m256 a = s[2 * h], b = s[2 * h + 1];
+        __m256 lo = _mm256_add_ps(_mm256_add_ps(ones[2 * h], ones[2 * h + 1]),
+                                  _mm256_set1_ps(-1.0f));   /* exact */
         __m256d sum_lo = _mm256_add_pd(_mm256_add_pd(
-            _mm256_cvtps_pd(_mm256_castps256_ps128(s0)), _mm256_cvtps_pd(_mm256_castps256_ps128(s1))),
+            _mm256_cvtps_pd(_mm256_castps256_ps128(a)), _mm256_cvtps_pd(_mm256_castps256_ps128(b))),
             _mm256_cvtps_pd(_mm256_castps256_ps128(lo)));
         __m256d sum_hi = _mm256_add_pd(_mm256_add_pd(
-            _mm256_cvtps_pd(_mm256_extractf128_ps(s0, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(s1, 1))),
+            _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(b, 1))),
             _mm256_cvtps_pd(_mm256_extractf128_ps(lo, 1)));
         /* one 256-bit store, which the log1p loop's 256-bit load can be
          * forwarded from (two 128-bit stores could not) */
-        _mm256_storeu_ps(others + h, _mm256_insertf128_ps(
+        _mm256_storeu_ps(others + 8 * h, _mm256_insertf128_ps(
             _mm256_castps128_ps256(_mm256_cvtpd_ps(sum_lo)), _mm256_cvtpd_ps(sum_hi), 1));
     }
 }
