@@ -34,7 +34,7 @@ from libc.string cimport memset
 from ._memview cimport ptr_or_null
 from ._openmp cimport threads_for
 from ._scan cimport first_bad_label
-from ._rows cimport (label_tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap, rows_log1p, row_group,
                      row_target_dot, tile_cross_entropy, tile_exp, tile_load, tile_store)
 
@@ -144,7 +144,7 @@ cdef inline RowResult label_row(const LabelLoss *o, RowStats r, double w_y, doub
 cdef inline bint label_tiles(Py_ssize_t c, floating dtype_tag, double label_smoothing,
                              bint capped) noexcept nogil:
     """Whether a label loss runs in tiles (few classes, no smoothing or cap)."""
-    return c <= label_tile_limit(dtype_tag) and label_smoothing == 0 and not capped
+    return c <= tile_limit(dtype_tag, True) and label_smoothing == 0 and not capped
 
 
 cdef inline Py_ssize_t row_scratch_columns(Py_ssize_t c, bint grad, bint capped) noexcept:
@@ -209,7 +209,7 @@ cdef inline floating *scratch_row(floating *scratch0, Py_ssize_t width,
 cdef void label_tile(const LabelLoss *o, const floating *x, const int64_t *y,
                      Py_ssize_t nr, Py_ssize_t c, const floating *w, const floating *sw,
                      double *loss, floating *g) noexcept nogil:
-    """Rows [0, nr) of a tile, nr <= XF_LANES, c <= label_tile_limit(); no label
+    """Rows [0, nr) of a tile, nr <= XF_LANES, c <= tile_limit(labels=True); no label
     smoothing or softcap.  g may be NULL (no gradient) or x.  The
     cross-entropy's per-row algebra runs across the lanes
     (tile_cross_entropy); the focal loss's, row by row."""

@@ -135,7 +135,7 @@ cdef inline void row_mul(floating *g, Py_ssize_t n, const floating *slope) noexc
 
 
 # Tiles: XF_LANES rows with few classes, transposed so loops run across rows.
-# A kernel takes this path when C <= tile_limit() (label_tile_limit() for the
+# A kernel takes this path when C <= tile_limit() (its `labels` limit for the
 # label losses): below that the row loops' remainders and reductions cost more
 # than the tile's transposes.  The limits are measured per instruction-set
 # level and dtype, and set in _xf_rows.h; XF_TILE_CAPACITY bounds them (it
@@ -144,22 +144,13 @@ cdef enum:
     TILE_SIZE = XF_LANES * XF_TILE_CAPACITY
 
 
-cdef inline Py_ssize_t tile_limit(floating dtype_tag) noexcept nogil:
-    """Most classes the softmax family's tiles take, for the dtype of
-    `dtype_tag`."""
+cdef inline Py_ssize_t tile_limit(floating dtype_tag, bint labels=False) noexcept nogil:
+    """Most classes a tile takes, for the dtype of `dtype_tag`: the softmax
+    family's limit, or with `labels` the label losses'."""
     if floating is float:
-        return xf_tile_limit_f32()
+        return xf_label_tile_limit_f32() if labels else xf_tile_limit_f32()
     else:
-        return xf_tile_limit_f64()
-
-
-cdef inline Py_ssize_t label_tile_limit(floating dtype_tag) noexcept nogil:
-    """Most classes the label losses' tiles take, for the dtype of
-    `dtype_tag`."""
-    if floating is float:
-        return xf_label_tile_limit_f32()
-    else:
-        return xf_label_tile_limit_f64()
+        return xf_label_tile_limit_f64() if labels else xf_tile_limit_f64()
 
 
 cdef inline void tile_load(const floating *x, Py_ssize_t c, Py_ssize_t nr,
