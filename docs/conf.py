@@ -158,14 +158,17 @@ def _markdown_inline(text):
 
 
 def _bench_results():
-    """The 'Results on the development machine' section of bench/README.md:
-    its introduction, command and summary table, as reStructuredText."""
+    """The newest run of bench/README.md's 'Results on the development
+    machine' (its first subsection): introduction, command and first table,
+    as reStructuredText."""
     text = (ROOT / "bench" / "README.md").read_text()
     section = text.split("## Results on the development machine", 1)[1]
     section = section.split("\n## ", 1)[0]
-    intro, rest = section.split("```", 1)
+    newest = section.split("\n### ")[1]          # its title line, then the text
+    intro, rest = newest.split("\n", 1)[1].split("```", 1)
     command, rest = rest.split("```", 1)
-    lines = [line for line in rest.splitlines() if line.startswith("|")]
+    table = rest[rest.index("\n|") + 1:].split("\n\n", 1)[0]
+    lines = [line for line in table.splitlines() if line.startswith("|")]
     header, rows = lines[0], lines[2:]
 
     def cells(line):
