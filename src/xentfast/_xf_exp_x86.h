@@ -48,7 +48,6 @@ XF_AVX2_FN __m256 xf_expf_avx2(__m256 x)
 {
     __m256 t, n, p;
     XF_EXPF_PARTS(_mm256, __m256, x, t, n, p, 5.42101086242752217e-20f);   /* 2^-64 */
-    (void)n;
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t),
                                                       _mm256_set1_epi32(127 + 64)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));

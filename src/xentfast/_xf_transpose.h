@@ -53,7 +53,7 @@ XF_AVX2_FN __m256i xf_first_lanes_avx2(Py_ssize_t count)
 
 /* xf_tile_load for float: rows past nr are 0; m the lanes' maxima. */
 XF_AVX2_FN void xf_tile_load8_f32(const float *x, Py_ssize_t c, Py_ssize_t nr,
-                                      float *tile, float *m)
+                                  float *tile, float *m)
 {
     for (Py_ssize_t k0 = 0; k0 < 16; k0 += 8) {
         Py_ssize_t rows = nr - k0;
@@ -79,8 +79,8 @@ XF_AVX2_FN void xf_tile_load8_f32(const float *x, Py_ssize_t c, Py_ssize_t nr,
 
 /* xf_tile_store for float: g[k * C + j] = (a[k] tile[j, k] - s[k]) - b[k] w[j]. */
 XF_AVX2_FN void xf_tile_store8_f32(const float *tile, Py_ssize_t c, Py_ssize_t nr,
-                                       const float *a, const float *s, const float *b,
-                                       const float *w, float *g)
+                                   const float *a, const float *s, const float *b,
+                                   const float *w, float *g)
 {
     for (Py_ssize_t k0 = 0; k0 < nr; k0 += 8) {
         Py_ssize_t rows = nr - k0 < 8 ? nr - k0 : 8;
@@ -148,7 +148,7 @@ XF_AVX512_FN __mmask16 xf_first_lanes_avx512(Py_ssize_t count)
 
 /* xf_tile_load8_f32 in 16x16 blocks. */
 XF_AVX512_FN void xf_tile_load16_f32(const float *x, Py_ssize_t c, Py_ssize_t nr,
-                                         float *tile, float *m)
+                                     float *tile, float *m)
 {
     __m512 mk = _mm512_set1_ps(-INFINITY);   /* max(v, mk) keeps mk where v is NaN */
     for (Py_ssize_t j0 = 0; j0 < c; j0 += 16) {
@@ -168,8 +168,8 @@ XF_AVX512_FN void xf_tile_load16_f32(const float *x, Py_ssize_t c, Py_ssize_t nr
 
 /* xf_tile_store8_f32 in 16x16 blocks. */
 XF_AVX512_FN void xf_tile_store16_f32(const float *tile, Py_ssize_t c, Py_ssize_t nr,
-                                          const float *a, const float *s, const float *b,
-                                          const float *w, float *g)
+                                      const float *a, const float *s, const float *b,
+                                      const float *w, float *g)
 {
     __m512 av = _mm512_loadu_ps(a), sv = _mm512_loadu_ps(s), bv = _mm512_loadu_ps(b);
     for (Py_ssize_t j0 = 0; j0 < c; j0 += 16) {
