@@ -34,7 +34,7 @@ from libc.string cimport memset
 from ._memview cimport ptr_or_null
 from ._openmp cimport threads_for
 from ._scan cimport first_bad_label
-from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, rows_exp_sum, row_max,
                      row_mul, row_scale_sub, row_softcap, rows_log1p, row_group,
                      row_target_dot, tile_cross_entropy, tile_exp, tile_load, tile_store)
 
@@ -274,6 +274,7 @@ cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
     gradient.  g may be NULL (no gradient) or x; sp is the thread's scratch
     row."""
     cdef RowStats r[XF_LANES]
+    cdef floating m[XF_LANES]
     cdef double others[XF_LANES]
     cdef double l1p[XF_LANES]
     cdef RowResult res
@@ -284,10 +285,15 @@ cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
     # the weights enter the gradient row only through label smoothing
     # (b = 0 otherwise, and 0 * inf would make an untargeted column NaN)
     cdef const floating *w_smoothed = w if o.ce.label_smoothing > 0 else NULL
+    # with gradient rows and no cap, the exps of the group go at once, into
+    # the gradient rows (an ignored row's too: it is zeroed below)
+    cdef bint together = g != NULL and not o.capped
     for k in range(nr):
         others[k] = 0.0
         yk = y[k]
         if yk == o.ignore_index:
+            if together:
+                m[k] = row_max(x + k * c, c)
             continue
         r[k] = RowStats(m=0, x_y=0, e_y=0, others=0, l1p=0, dot=0, w_sum=0)
         if g != NULL:   # capped logits, exps and gradient in the gradient row
@@ -296,13 +302,22 @@ cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
         else:           # capped logits then exps in scratch, the slope after
             e = sp
             src = capped_row(x + k * c, c, o.capped, o.softcap, sp, sp + c)
-        r[k].m = row_max(src, c)
-        r[k].x_y = src[yk] - <floating>r[k].m
+        m[k] = row_max(src, c)
+        r[k].m = m[k]
+        r[k].x_y = src[yk] - m[k]
         if o.ce.label_smoothing > 0:
             # sum_c w_c (x_c - m), read before the exps may overwrite x
-            r[k].dot = row_target_dot(src, c, <floating>r[k].m, NULL, w, 0, 1, &r[k].w_sum)
-        others[k] = row_exp_sum(src, c, <floating>r[k].m, e, NULL)
-        r[k].e_y = e[yk]
+            r[k].dot = row_target_dot(src, c, m[k], NULL, w, 0, 1, &r[k].w_sum)
+        if not together:
+            others[k] = row_exp_sum(src, c, m[k], e, NULL)
+            r[k].e_y = e[yk]
+    if together:
+        rows_exp_sum(x, c, nr, m, g, others)
+        for k in range(nr):
+            if y[k] == o.ignore_index:
+                others[k] = 0.0
+            else:
+                r[k].e_y = g[k * c + y[k]]
     rows_log1p(others, nr, l1p)
     for k in range(nr):
         yk = y[k]

@@ -36,6 +36,10 @@ cdef extern from "_xf_rows.h" nogil:
     double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e, double *l1p)
     double xf_row_exp_sum_f64(const double *x, Py_ssize_t n, double m, double *e,
                               double *l1p)
+    void xf_rows_exp_sum_f32(const float *x, Py_ssize_t n, Py_ssize_t rows, const float *m,
+                             float *e, double *others)
+    void xf_rows_exp_sum_f64(const double *x, Py_ssize_t n, Py_ssize_t rows, const double *m,
+                             double *e, double *others)
     void xf_rows_log1p_f64(const double *x, Py_ssize_t n, double *out)
     double xf_row_target_dot_f32(const float *x, Py_ssize_t n, float shift,
                                  const float *t, const float *w,
@@ -90,6 +94,16 @@ cdef inline double row_exp_sum(const floating *x, Py_ssize_t n, floating m,
         return xf_row_exp_sum_f32(x, n, m, e, l1p)
     else:
         return xf_row_exp_sum_f64(x, n, m, e, l1p)
+
+
+cdef inline void rows_exp_sum(const floating *x, Py_ssize_t n, Py_ssize_t rows,
+                              const floating *m, floating *e, double *others) noexcept nogil:
+    """row_exp_sum (no log1p) of `rows` consecutive rows of n classes, their
+    exps to the rows of e (which may be x)."""
+    if floating is float:
+        xf_rows_exp_sum_f32(x, n, rows, m, e, others)
+    else:
+        xf_rows_exp_sum_f64(x, n, rows, m, e, others)
 
 
 cdef inline double row_target_dot(const floating *x, Py_ssize_t n, floating shift,

@@ -12,7 +12,7 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 
 from ._openmp cimport threads_for
-from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, row_max,
+from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, rows_exp_sum, row_max,
                      row_scale_sub, row_sub, rows_log1p, row_group,
                      tile_exp, tile_load, tile_store)
 
@@ -60,29 +60,30 @@ cdef void tiled(Op op, const floating[:, ::1] x, floating[:, ::1] out) noexcept:
 
 
 def log_softmax_scratch(const floating[:, ::1] x, *, bint in_place):
-    """Shape of the `scratch` array `log_softmax` needs for `x`: a row for the
-    exps only when `out` is `x` (otherwise they go to `out` first), and a row
-    per thread in any case: the row count sets the row path's threads."""
+    """Shape of the `scratch` array `log_softmax` needs for `x`: room for a
+    row group's exps only when `out` is `x` (otherwise they go to `out`
+    first), and a row per thread in any case: the row count sets the row
+    path's threads."""
     cdef Py_ssize_t n = x.shape[0], c = x.shape[1], group = row_group(c)
     cdef Py_ssize_t units = (n + group - 1) // group
     if c <= tile_limit(<floating>0) or not in_place:
         return threads_for(units, n * c), 0
-    return threads_for(units, n * c), c
+    return threads_for(units, n * c), group * c
 
 
 cdef void log_softmax_group(const floating *x, Py_ssize_t nr, Py_ssize_t c, floating *out,
                             floating *sp) noexcept nogil:
-    """log_softmax of nr <= row_group(c) rows: each row's max and exp sum,
-    the group's log1p's at once, then each row.  The exps only feed the
-    sums: in the thread's scratch row sp when out is x (x is still needed),
-    else in out, which row_sub then overwrites."""
+    """log_softmax of nr <= row_group(c) rows: each row's max, the exp sums
+    and their log1p's at once, then each row.  The exps only feed the sums:
+    in the thread's scratch rows sp when out is x (x is still needed), else
+    in out, which row_sub then overwrites."""
     cdef floating m[XF_LANES]
     cdef double others[XF_LANES]
     cdef double l1p[XF_LANES]
     cdef Py_ssize_t k
     for k in range(nr):
         m[k] = row_max(x + k * c, c)
-        others[k] = row_exp_sum(x + k * c, c, m[k], sp if sp != NULL else out + k * c, NULL)
+    rows_exp_sum(x, c, nr, m, sp if sp != NULL else out, others)
     rows_log1p(others, nr, l1p)
     for k in range(nr):
         row_sub(x + k * c, c, m[k], <floating>l1p[k], out + k * c)
@@ -101,7 +102,7 @@ def log_softmax(*,
     for i in prange((n + group - 1) // group, nogil=True, schedule="static",
                     num_threads=threads, use_threads_if=threads > 1):
         log_softmax_group(&x[i * group, 0], min(group, n - i * group), c, &out[i * group, 0],
-                          s0 + threadid() * c if s0 != NULL else NULL)
+                          s0 + threadid() * scratch.shape[1] if s0 != NULL else NULL)
 
 
 def softmax(*,

@@ -34,12 +34,13 @@ static XF_TARGET XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
 static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
                                                      XF_T m, XF_T *e, double *l1p)
 {
-    double rest = 0.0, ones = 0.0;
+    double others;
 #if XF_ROWS_X86_F32 == 2
-    rest = xf_row_exp_sum_avx512(x, n, m, e, &ones);
+    xf_rows_exp_sum_avx512(x, n, 1, &m, e, &others);
 #elif XF_ROWS_X86_F32 == 1
-    rest = xf_row_exp_sum_avx2(x, n, m, e, &ones);
+    xf_rows_exp_sum_avx2(x, n, 1, &m, e, &others);
 #else
+    double rest = 0.0, ones = 0.0;
     XF_SIMD
     for (Py_ssize_t j = 0; j < n; j++)
         e[j] = XF_EXP(x[j] - m);
@@ -51,11 +52,30 @@ static XF_TARGET double XF_NAME(xf_row_exp_sum)(const XF_T *x, Py_ssize_t n,
         rest += is_one ? 0.0 : (double)e[j];
         ones += is_one ? 1.0 : 0.0;
     }
+    others = rest + (ones - 1.0);
 #endif
-    double others = rest + (ones - 1.0);
     if (l1p != NULL)
         *l1p = xf_log1p_nonneg(others);
     return others;
+}
+
+/* xf_row_exp_sum (no log1p) of `rows` consecutive rows of n classes: row r
+ * at x + r * n, its max m[r], its exps to e + r * n (e may be x), its sum in
+ * others[r].  Float rows at the AVX levels go four at a time, with the same
+ * results. */
+static XF_TARGET void XF_NAME(xf_rows_exp_sum)(const XF_T *x, Py_ssize_t n, Py_ssize_t rows,
+                                               const XF_T *m, XF_T *e, double *others)
+{
+    Py_ssize_t r = 0;
+#if XF_ROWS_X86_F32 == 2
+    for (; r + 4 <= rows; r += 4)
+        xf_rows_exp_sum_avx512(x + r * n, n, 4, m + r, e + r * n, others + r);
+#elif XF_ROWS_X86_F32 == 1
+    for (; r + 4 <= rows; r += 4)
+        xf_rows_exp_sum_avx2(x + r * n, n, 4, m + r, e + r * n, others + r);
+#endif
+    for (; r < rows; r++)
+        others[r] = XF_NAME(xf_row_exp_sum)(x + r * n, n, m[r], e + r * n, NULL);
 }
 
 /* out[k] = log1p(x[k]) (x[k] >= 0): the log1p of a group of rows' sums at once, in

@@ -74,45 +74,78 @@ XF_AVX2_FN Py_ssize_t xf_first_equal_avx2(const float *x, Py_ssize_t n, float m)
     return j;
 }
 
-/* The one max term left out of the sum is found first (the row is in L1 after the max), and the loop just adds:
- * counting the terms equal to 1 in every vector cost 4 of its ~25
- * operations, and at AVX2 the loop is bound by the two FMA ports.  The
- * other terms equal to 1 (ties) are summed in float like the rest (the sum
- * is then >= 1, so its relative error stays float's).  A row whose max is
- * not finite leaves nothing out, and its sum is NaN (as every term is). */
-XF_AVX2_FN double xf_row_exp_sum_avx2(const float *x, Py_ssize_t n, float m, float *e,
-                                      double *ones)
+/* [r0, r1, r2, r3] = the sums of the four lanes of a[0..3], each in the
+ * order of a one-row reduction: the halves, then the pair. */
+XF_AVX2_FN __m256d xf_sum4_pd_avx2(const __m256d a[4])
 {
-    const __m256 mv = _mm256_set1_ps(m);
+    __m256d s01 = _mm256_add_pd(_mm256_permute2f128_pd(a[0], a[1], 0x20),
+                                _mm256_permute2f128_pd(a[0], a[1], 0x31));
+    __m256d s23 = _mm256_add_pd(_mm256_permute2f128_pd(a[2], a[3], 0x20),
+                                _mm256_permute2f128_pd(a[2], a[3], 0x31));
+    return _mm256_permute4x64_pd(_mm256_hadd_pd(s01, s23), 0xD8);   /* r0 r2 r1 r3 -> in order */
+}
+
+/* others[r] for `rows` <= 4 rows of n classes (row r at x + r * n, its max
+ * m[r], its exps to e + r * n; e may be x), as xf_row_exp_sum: the sum of
+ * the terms but one max term.  That term is found first (the row is in L1
+ * after the max) and the loop just adds: counting the terms equal to 1 in
+ * every vector cost 4 of its ~25 operations, and at AVX2 the loop is bound by
+ * the two FMA ports.  Other terms equal to 1 (ties) are summed in float like
+ * the rest (the sum is then >= 1, so its relative error stays float's).  A
+ * row whose max is not finite leaves nothing out, and its sum is NaN (as
+ * every term is).  The rows go through one loop, a vector of each in turn:
+ * one row's exps are a latency chain the others' fill, and their sums are
+ * reduced together.  `rows` is a constant at every call (the loops over it
+ * unroll); a row's result does not depend on it. */
+XF_AVX2_FN void xf_rows_exp_sum_avx2(const float *x, Py_ssize_t n, int rows, const float *m,
+                                     float *e, double *others)
+{
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    Py_ssize_t skip = m - m == 0 ? xf_first_equal_avx2(x, n, m) : n;
-    __m256d acc = _mm256_setzero_pd();
+    __m256 mv[4];
+    __m256d acc[4];
+    Py_ssize_t skip[4];
+    for (int r = 0; r < 4; r++) {
+        acc[r] = _mm256_setzero_pd();
+        if (r < rows) {
+            mv[r] = _mm256_set1_ps(m[r]);
+            skip[r] = m[r] - m[r] == 0 ? xf_first_equal_avx2(x + r * n, n, m[r]) : n;
+        }
+    }
     for (Py_ssize_t j0 = 0; j0 < n; j0 += XF_SUM_BLOCK) {
         Py_ssize_t j = j0, j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
-        __m256 s = _mm256_setzero_ps();
-        for (; j + 8 <= j1; j += 8) {
-            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv));
-            _mm256_storeu_ps(e + j, v);
-            if ((size_t)(skip - j) < 8)   /* the max term: not summed */
-                v = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
-                        _mm256_set1_epi32((int)(skip - j)), lane)), v);
-            s = _mm256_add_ps(s, v);
-        }
+        __m256 s[4];
+        for (int r = 0; r < rows; r++)
+            s[r] = _mm256_setzero_ps();
+        for (; j + 8 <= j1; j += 8)
+            for (int r = 0; r < rows; r++) {
+                __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + r * n + j), mv[r]));
+                _mm256_storeu_ps(e + r * n + j, v);
+                if ((size_t)(skip[r] - j) < 8)   /* the max term: not summed */
+                    v = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                            _mm256_set1_epi32((int)(skip[r] - j)), lane)), v);
+                s[r] = _mm256_add_ps(s[r], v);
+            }
         if (j < j1) {
             __m256i k = xf_first_lanes_avx2(j1 - j);
-            __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_maskload_ps(x + j, k), mv));
-            _mm256_maskstore_ps(e + j, k, v);
-            if ((size_t)(skip - j) < 8)
-                k = _mm256_andnot_si256(_mm256_cmpeq_epi32(_mm256_set1_epi32((int)(skip - j)),
-                                                           lane), k);
-            s = _mm256_add_ps(s, _mm256_and_ps(v, _mm256_castsi256_ps(k)));
+            for (int r = 0; r < rows; r++) {
+                __m256 v = xf_expf_avx2(_mm256_sub_ps(_mm256_maskload_ps(x + r * n + j, k), mv[r]));
+                _mm256_maskstore_ps(e + r * n + j, k, v);
+                __m256i kr = k;
+                if ((size_t)(skip[r] - j) < 8)
+                    kr = _mm256_andnot_si256(_mm256_cmpeq_epi32(
+                        _mm256_set1_epi32((int)(skip[r] - j)), lane), k);
+                s[r] = _mm256_add_ps(s[r], _mm256_and_ps(v, _mm256_castsi256_ps(kr)));
+            }
         }
-        acc = _mm256_add_pd(acc, _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(s)),
-                                               _mm256_cvtps_pd(_mm256_extractf128_ps(s, 1))));
+        for (int r = 0; r < rows; r++)
+            acc[r] = _mm256_add_pd(acc[r], _mm256_add_pd(
+                _mm256_cvtps_pd(_mm256_castps256_ps128(s[r])),
+                _mm256_cvtps_pd(_mm256_extractf128_ps(s[r], 1))));
     }
-    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(acc), _mm256_extractf128_pd(acc, 1));
-    *ones = skip < n ? 1.0 : 0.0;
-    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+    double rest[4];
+    _mm256_storeu_pd(rest, xf_sum4_pd_avx2(acc));
+    for (int r = 0; r < rows; r++)
+        others[r] = rest[r] + ((skip[r] < n ? 1.0 : 0.0) - 1.0);
 }
 
 /* The exps of a float tile (_xf_rows_impl.h: 16 rows, class j of row k at
@@ -181,42 +214,89 @@ XF_AVX512_FN float xf_row_max_avx512(const float *x, Py_ssize_t n)
     return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
 }
 
-/* xf_row_exp_sum_avx2 in 16 lanes, without a search for the max term (its
+/* [r0, r1, r2, r3] = the sums of the eight lanes of a[0..3], each in the
+ * order of _mm512_reduce_add_pd: the halves, the quarters, then the pair. */
+XF_AVX512_FN __m256d xf_sum4_pd_avx512(const __m512d a[4])
+{
+    __m512d a01 = _mm512_add_pd(_mm512_shuffle_f64x2(a[0], a[1], 0x44),
+                                _mm512_shuffle_f64x2(a[0], a[1], 0xEE));
+    __m512d a23 = _mm512_add_pd(_mm512_shuffle_f64x2(a[2], a[3], 0x44),
+                                _mm512_shuffle_f64x2(a[2], a[3], 0xEE));
+    __m512d q = _mm512_add_pd(_mm512_shuffle_f64x2(a01, a23, 0x88),
+                              _mm512_shuffle_f64x2(a01, a23, 0xDD));   /* r0 r0 r1 r1 .. */
+    q = _mm512_add_pd(q, _mm512_permute_pd(q, 0x55));
+    return _mm512_castpd512_pd256(_mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6), q));
+}
+
+/* [r0, r1, r2, r3] = the sums of the lanes of a[0..3], whole numbers (exact
+ * in any order). */
+XF_AVX512_FN __m128 xf_sum4_counts_avx512(const __m512 a[4])
+{
+    __m512 a01 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
+    __m512 a23 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
+    __m512 q = _mm512_add_ps(   /* r0 r1 r2 r3 in every 128-bit lane */
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23))));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(q), _mm512_extractf32x8_ps(q, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* xf_rows_exp_sum_avx2 in 16 lanes, without a search for the max term (its
  * mispredicted exit, once a row, cost more than it saved here): the terms
  * below 1 (or NaN) are summed under the mask of one compare, and every term
  * in a second float sum u, which only serves to count the terms equal to 1:
  * a lane's u - s, rounded, is its count (their errors are below 2^-15 in a
  * block).  Full vectors unmasked, the last one under a mask. */
-XF_AVX512_FN double xf_row_exp_sum_avx512(const float *x, Py_ssize_t n, float m, float *e,
-                                          double *ones)
+XF_AVX512_FN void xf_rows_exp_sum_avx512(const float *x, Py_ssize_t n, int rows,
+                                         const float *m, float *e, double *others)
 {
-    const __m512 mv = _mm512_set1_ps(m), one = _mm512_set1_ps(1.0f);
-    __m512d acc = _mm512_setzero_pd();
-    __m512 count = _mm512_setzero_ps();
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 mv[4], count[4];
+    __m512d acc[4];
+    for (int r = 0; r < 4; r++) {
+        acc[r] = _mm512_setzero_pd();
+        count[r] = _mm512_setzero_ps();
+        if (r < rows)
+            mv[r] = _mm512_set1_ps(m[r]);
+    }
     for (Py_ssize_t j0 = 0; j0 < n; j0 += XF_SUM_BLOCK) {
         Py_ssize_t j = j0, j1 = j0 + XF_SUM_BLOCK < n ? j0 + XF_SUM_BLOCK : n;
-        __m512 s = _mm512_setzero_ps(), u = s;
-        for (; j + 16 <= j1; j += 16) {
-            __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + j), mv));
-            _mm512_storeu_ps(e + j, v);
-            s = _mm512_mask_add_ps(s, _mm512_cmp_ps_mask(v, one, _CMP_NGE_UQ), s, v);
-            u = _mm512_add_ps(u, v);
-        }
+        __m512 s[4], u[4];
+        for (int r = 0; r < rows; r++)
+            s[r] = u[r] = _mm512_setzero_ps();
+        for (; j + 16 <= j1; j += 16)
+            for (int r = 0; r < rows; r++) {
+                __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + r * n + j), mv[r]));
+                _mm512_storeu_ps(e + r * n + j, v);
+                s[r] = _mm512_mask_add_ps(s[r], _mm512_cmp_ps_mask(v, one, _CMP_NGE_UQ), s[r], v);
+                u[r] = _mm512_add_ps(u[r], v);
+            }
         if (j < j1) {
             __mmask16 k = xf_first_lanes_avx512(j1 - j);
-            __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + j), mv));
-            _mm512_mask_storeu_ps(e + j, k, v);
-            s = _mm512_mask_add_ps(s, _mm512_mask_cmp_ps_mask(k, v, one, _CMP_NGE_UQ), s, v);
-            u = _mm512_mask_add_ps(u, k, u, v);
+            for (int r = 0; r < rows; r++) {
+                __m512 v = xf_expf_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + r * n + j),
+                                                        mv[r]));
+                _mm512_mask_storeu_ps(e + r * n + j, k, v);
+                s[r] = _mm512_mask_add_ps(s[r], _mm512_mask_cmp_ps_mask(k, v, one, _CMP_NGE_UQ),
+                                          s[r], v);
+                u[r] = _mm512_mask_add_ps(u[r], k, u[r], v);
+            }
         }
-        acc = _mm512_add_pd(acc, _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(s)),
-                                               _mm512_cvtps_pd(_mm512_extractf32x8_ps(s, 1))));
-        count = _mm512_add_ps(count, _mm512_roundscale_ps(_mm512_sub_ps(u, s),
-                                                          _MM_FROUND_TO_NEAREST_INT |
-                                                          _MM_FROUND_NO_EXC));
+        for (int r = 0; r < rows; r++) {
+            acc[r] = _mm512_add_pd(acc[r], _mm512_add_pd(
+                _mm512_cvtps_pd(_mm512_castps512_ps256(s[r])),
+                _mm512_cvtps_pd(_mm512_extractf32x8_ps(s[r], 1))));
+            count[r] = _mm512_add_ps(count[r], _mm512_roundscale_ps(
+                _mm512_sub_ps(u[r], s[r]), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        }
     }
-    *ones = _mm512_reduce_add_ps(count);   /* exact; NaN in a NaN row, as the sum */
-    return _mm512_reduce_add_pd(acc);
+    /* exact; NaN in a NaN row, as its sum */
+    __m256d ones_less_1 = _mm256_sub_pd(_mm256_cvtps_pd(xf_sum4_counts_avx512(count)),
+                                        _mm256_set1_pd(1.0));
+    double res[4];
+    _mm256_storeu_pd(res, _mm256_add_pd(xf_sum4_pd_avx512(acc), ones_less_1));
+    for (int r = 0; r < rows; r++)
+        others[r] = res[r];
 }
 
 /* xf_tile_exp_avx2 in one vector a class, the exp's 2^n by scalef. */

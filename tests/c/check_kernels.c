@@ -119,14 +119,18 @@ static void check_exp_sum_edges(int level)
 
 /* The same in long rows, whose max terms fall in full vectors and in later
  * blocks of the sums: 1 to 3 ties, a dominant max (the others' sum ~1e-8,
- * which must keep its relative accuracy), a NaN or +inf late in the row. */
+ * which must keep its relative accuracy), a NaN or +inf late in the row.
+ * The six rows then go through xf_rows_exp_sum together, which must give
+ * each row's results exactly. */
 static void check_exp_sum_long(int level)
 {
     static const Py_ssize_t lengths[] = {17, 40, 100, 300, 700};
-    static float x[700], e[700];
+    static float rows[6 * 700], e[6 * 700], e_rows[6 * 700], m[6];
+    double others_row[6], others_rows[6];
     for (int li = 0; li < 5; li++) {
         Py_ssize_t n = lengths[li];
         for (int kind = 0; kind < 6; kind++) {
+            float *x = rows + kind * n;
             unsigned state = (unsigned)(n * 7 + kind);
             for (Py_ssize_t j = 0; j < n; j++)
                 x[j] = next_value(&state) * 0.5f - (kind == 3 ? 30.0f : 4.5f);   /* < 0 */
@@ -138,14 +142,19 @@ static void check_exp_sum_long(int level)
             if (kind == 5)
                 x[n - 1] = INFINITY;
             double l1p, want = -1.0;
-            float m = xf_row_max_f32(x, n);
-            double others = xf_row_exp_sum_f32(x, n, m, e, &l1p);
+            m[kind] = xf_row_max_f32(x, n);
+            others_row[kind] = xf_row_exp_sum_f32(x, n, m[kind], e + kind * n, &l1p);
             for (Py_ssize_t j = 0; j < n; j++)
                 want += exp((double)x[j]);
             if (kind >= 4)
                 want = NAN;
-            check("row_exp_sum long", level, n, others, want, 1e-6);
+            check("row_exp_sum long", level, n, others_row[kind], want, 1e-6);
         }
+        xf_rows_exp_sum_f32(rows, n, 6, m, e_rows, others_rows);
+        for (int r = 0; r < 6; r++)
+            check("rows_exp_sum", level, n, others_rows[r], others_row[r], 0);
+        for (Py_ssize_t j = 0; j < 6 * n; j++)
+            check("rows_exp_sum e", level, n, e_rows[j], e[j], 0);
     }
 }
 
