@@ -35,7 +35,7 @@ from ._memview cimport ptr_or_null
 from ._openmp cimport threads_for
 from ._scan cimport first_bad_label
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, rows_exp_sum, row_max,
-                     row_mul, row_scale_sub, row_softcap, rows_log1p, row_group,
+                     rows_max, row_mul, row_scale_sub, row_softcap, rows_log1p, row_group,
                      row_target_dot, tile_cross_entropy, tile_exp, tile_load, tile_store)
 
 
@@ -285,15 +285,16 @@ cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
     # the weights enter the gradient row only through label smoothing
     # (b = 0 otherwise, and 0 * inf would make an untargeted column NaN)
     cdef const floating *w_smoothed = w if o.ce.label_smoothing > 0 else NULL
-    # with gradient rows and no cap, the exps of the group go at once, into
-    # the gradient rows (an ignored row's too: it is zeroed below)
+    # with no cap, the maxima of the group go at once (an ignored row's too),
+    # and with gradient rows too, the exps, into the gradient rows (an
+    # ignored row's is zeroed below)
     cdef bint together = g != NULL and not o.capped
+    if not o.capped:
+        rows_max(x, c, nr, m)
     for k in range(nr):
         others[k] = 0.0
         yk = y[k]
         if yk == o.ignore_index:
-            if together:
-                m[k] = row_max(x + k * c, c)
             continue
         r[k] = RowStats(m=0, x_y=0, e_y=0, others=0, l1p=0, dot=0, w_sum=0)
         if g != NULL:   # capped logits, exps and gradient in the gradient row
@@ -302,7 +303,8 @@ cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
         else:           # capped logits then exps in scratch, the slope after
             e = sp
             src = capped_row(x + k * c, c, o.capped, o.softcap, sp, sp + c)
-        m[k] = row_max(src, c)
+        if o.capped:
+            m[k] = row_max(src, c)
         r[k].m = m[k]
         r[k].x_y = src[yk] - m[k]
         if o.ce.label_smoothing > 0:

@@ -33,6 +33,8 @@ cdef extern from "_xf_rows.h" nogil:
                                    double *loss, double *a, double *g_y)
     float xf_row_max_f32(const float *x, Py_ssize_t n)
     double xf_row_max_f64(const double *x, Py_ssize_t n)
+    void xf_rows_max_f32(const float *x, Py_ssize_t n, Py_ssize_t rows, float *m)
+    void xf_rows_max_f64(const double *x, Py_ssize_t n, Py_ssize_t rows, double *m)
     double xf_row_exp_sum_f32(const float *x, Py_ssize_t n, float m, float *e, double *l1p)
     double xf_row_exp_sum_f64(const double *x, Py_ssize_t n, double m, double *e,
                               double *l1p)
@@ -86,6 +88,15 @@ cdef inline floating row_max(const floating *x, Py_ssize_t n) noexcept nogil:
         return xf_row_max_f32(x, n)
     else:
         return xf_row_max_f64(x, n)
+
+
+cdef inline void rows_max(const floating *x, Py_ssize_t n, Py_ssize_t rows,
+                          floating *m) noexcept nogil:
+    """row_max of `rows` consecutive rows of n classes."""
+    if floating is float:
+        xf_rows_max_f32(x, n, rows, m)
+    else:
+        xf_rows_max_f64(x, n, rows, m)
 
 
 cdef inline double row_exp_sum(const floating *x, Py_ssize_t n, floating m,

@@ -13,7 +13,7 @@ from libc.math cimport INFINITY
 
 from ._openmp cimport threads_for
 from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, rows_exp_sum, row_max,
-                     row_scale_sub, row_sub, rows_log1p, row_group,
+                     rows_max, row_scale_sub, row_sub, rows_log1p, row_group,
                      tile_exp, tile_load, tile_store)
 
 
@@ -73,16 +73,15 @@ def log_softmax_scratch(const floating[:, ::1] x, *, bint in_place):
 
 cdef void log_softmax_group(const floating *x, Py_ssize_t nr, Py_ssize_t c, floating *out,
                             floating *sp) noexcept nogil:
-    """log_softmax of nr <= row_group(c) rows: each row's max, the exp sums
-    and their log1p's at once, then each row.  The exps only feed the sums:
-    in the thread's scratch rows sp when out is x (x is still needed), else
-    in out, which row_sub then overwrites."""
+    """log_softmax of nr <= row_group(c) rows: the maxima, the exp sums and
+    their log1p's of the group at once, then each row.  The exps only feed
+    the sums: in the thread's scratch rows sp when out is x (x is still
+    needed), else in out, which row_sub then overwrites."""
     cdef floating m[XF_LANES]
     cdef double others[XF_LANES]
     cdef double l1p[XF_LANES]
     cdef Py_ssize_t k
-    for k in range(nr):
-        m[k] = row_max(x + k * c, c)
+    rows_max(x, c, nr, m)
     rows_exp_sum(x, c, nr, m, sp if sp != NULL else out, others)
     rows_log1p(others, nr, l1p)
     for k in range(nr):

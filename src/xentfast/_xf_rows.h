@@ -53,6 +53,8 @@
 
 #define xf_row_max_f32(...) XF_DISPATCH(xf_row_max_f32, __VA_ARGS__)
 #define xf_row_max_f64(...) XF_DISPATCH(xf_row_max_f64, __VA_ARGS__)
+#define xf_rows_max_f32(...) XF_DISPATCH(xf_rows_max_f32, __VA_ARGS__)
+#define xf_rows_max_f64(...) XF_DISPATCH(xf_rows_max_f64, __VA_ARGS__)
 #define xf_row_exp_sum_f32(...) XF_DISPATCH(xf_row_exp_sum_f32, __VA_ARGS__)
 #define xf_row_exp_sum_f64(...) XF_DISPATCH(xf_row_exp_sum_f64, __VA_ARGS__)
 #define xf_rows_exp_sum_f32(...) XF_DISPATCH(xf_rows_exp_sum_f32, __VA_ARGS__)

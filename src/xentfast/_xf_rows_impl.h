@@ -12,17 +12,33 @@
 /* Largest entry; NaNs are skipped here and caught by the exp sum instead. */
 static XF_TARGET XF_T XF_NAME(xf_row_max)(const XF_T *x, Py_ssize_t n)
 {
-#if XF_ROWS_X86_F32 == 2
-    return xf_row_max_avx512(x, n);
-#elif XF_ROWS_X86_F32 == 1
-    return xf_row_max_avx2(x, n);
-#else
     XF_T m = -INFINITY;
+#if XF_ROWS_X86_F32 == 2
+    xf_rows_max_avx512(x, n, 1, &m);
+#elif XF_ROWS_X86_F32 == 1
+    xf_rows_max_avx2(x, n, 1, &m);
+#else
     XF_SIMD_REDUCE(max, m)
     for (Py_ssize_t j = 0; j < n; j++)
         m = x[j] > m ? x[j] : m;
-    return m;
 #endif
+    return m;
+}
+
+/* m[r] = xf_row_max of row r for `rows` consecutive rows of n classes (four
+ * at a time for floats at the AVX levels). */
+static XF_TARGET void XF_NAME(xf_rows_max)(const XF_T *x, Py_ssize_t n, Py_ssize_t rows, XF_T *m)
+{
+    Py_ssize_t r = 0;
+#if XF_ROWS_X86_F32 == 2
+    for (; r + 4 <= rows; r += 4)
+        xf_rows_max_avx512(x + r * n, n, 4, m + r);
+#elif XF_ROWS_X86_F32 == 1
+    for (; r + 4 <= rows; r += 4)
+        xf_rows_max_avx2(x + r * n, n, 4, m + r);
+#endif
+    for (; r < rows; r++)
+        m[r] = XF_NAME(xf_row_max)(x + r * n, n);
 }
 
 /* e[j] = exp(x[j] - m), m the row's max; e may be x.  Returns the sum of

@@ -20,27 +20,67 @@
 
 /* ---- AVX2: 8 floats a vector ---- */
 
-XF_AVX2_FN float xf_row_max_avx2(const float *x, Py_ssize_t n)
+/* [r0, r1, r2, r3] = the lanes of a[0..3] combined by OP (add, max) in
+ * 128-bit lanes first: for OPs whose result does not depend on the order
+ * (max; sums of whole numbers).  Defines name##_avx2 and name##_avx512. */
+#define XF_DEFINE_COMBINE4(name, op)                                                    \
+    XF_AVX2_FN __m128 name##_avx2(const __m256 a[4])                                    \
+    {                                                                                   \
+        __m256 a01 = _mm256_##op##_ps(_mm256_unpacklo_ps(a[0], a[1]),                   \
+                                      _mm256_unpackhi_ps(a[0], a[1]));                  \
+        __m256 a23 = _mm256_##op##_ps(_mm256_unpacklo_ps(a[2], a[3]),                   \
+                                      _mm256_unpackhi_ps(a[2], a[3]));                  \
+        __m256 q = _mm256_##op##_ps(                                                    \
+            _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(a01), _mm256_castps_pd(a23))), \
+            _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(a01), _mm256_castps_pd(a23)))); \
+        return _mm_##op##_ps(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1));   \
+    }                                                                                   \
+    XF_AVX512_FN __m128 name##_avx512(const __m512 a[4])                                \
+    {                                                                                   \
+        __m512 a01 = _mm512_##op##_ps(_mm512_unpacklo_ps(a[0], a[1]),                   \
+                                      _mm512_unpackhi_ps(a[0], a[1]));                  \
+        __m512 a23 = _mm512_##op##_ps(_mm512_unpacklo_ps(a[2], a[3]),                   \
+                                      _mm512_unpackhi_ps(a[2], a[3]));                  \
+        __m512 q = _mm512_##op##_ps(   /* r0 r1 r2 r3 in every 128-bit lane */          \
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23))), \
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23)))); \
+        __m256 h = _mm256_##op##_ps(_mm512_castps512_ps256(q), _mm512_extractf32x8_ps(q, 1)); \
+        return _mm_##op##_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));   \
+    }
+XF_DEFINE_COMBINE4(xf_max4, max)
+XF_DEFINE_COMBINE4(xf_sum4_counts, add)
+#undef XF_DEFINE_COMBINE4
+
+/* m[r] = the max of row r (at x + r * n) for `rows` <= 4 rows of n classes,
+ * NaNs skipped; the rows' loads interleaved and their maxima reduced
+ * together.  `rows` is a constant at every call. */
+XF_AVX2_FN void xf_rows_max_avx2(const float *x, Py_ssize_t n, int rows, float *m)
 {
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
-    __m256 m0 = ninf, m1 = ninf;   /* max(v, m) keeps m where v is NaN */
+    __m256 m0[4], m1[4];   /* max(v, m) keeps m where v is NaN */
+    for (int r = 0; r < 4; r++)
+        m0[r] = m1[r] = ninf;
     Py_ssize_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
-        m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
-    }
+    for (; j + 16 <= n; j += 16)
+        for (int r = 0; r < rows; r++) {
+            m0[r] = _mm256_max_ps(_mm256_loadu_ps(x + r * n + j), m0[r]);
+            m1[r] = _mm256_max_ps(_mm256_loadu_ps(x + r * n + j + 8), m1[r]);
+        }
     for (; j + 8 <= n; j += 8)
-        m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+        for (int r = 0; r < rows; r++)
+            m0[r] = _mm256_max_ps(_mm256_loadu_ps(x + r * n + j), m0[r]);
     if (j < n) {
         __m256i k = xf_first_lanes_avx2(n - j);
-        __m256 v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(x + j, k), _mm256_castsi256_ps(k));
-        m1 = _mm256_max_ps(v, m1);
+        for (int r = 0; r < rows; r++)
+            m1[r] = _mm256_max_ps(_mm256_blendv_ps(ninf, _mm256_maskload_ps(x + r * n + j, k),
+                                                   _mm256_castsi256_ps(k)), m1[r]);
     }
-    __m256 m = _mm256_max_ps(m0, m1);
-    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-    return _mm_cvtss_f32(h);
+    for (int r = 0; r < 4; r++)
+        m0[r] = _mm256_max_ps(m0[r], m1[r]);
+    float res[4];
+    _mm_storeu_ps(res, xf_max4_avx2(m0));
+    for (int r = 0; r < rows; r++)
+        m[r] = res[r];
 }
 
 /* e[j] = exp(x[j] - m) (e may be x); returns the sum of the terms but some
@@ -200,18 +240,30 @@ XF_AVX2_FN void xf_tile_exp_avx2(const float *tile, Py_ssize_t c, const float *m
 
 /* ---- AVX-512: 16 floats a vector, the last one under a mask ---- */
 
-XF_AVX512_FN float xf_row_max_avx512(const float *x, Py_ssize_t n)
+/* xf_rows_max_avx2 in 16 lanes, the last vector under a mask. */
+XF_AVX512_FN void xf_rows_max_avx512(const float *x, Py_ssize_t n, int rows, float *m)
 {
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
-    __m512 m0 = ninf, m1 = ninf;   /* max(v, m) keeps m where v is NaN */
+    __m512 m0[4], m1[4];   /* max(v, m) keeps m where v is NaN */
+    for (int r = 0; r < 4; r++)
+        m0[r] = m1[r] = ninf;
     Py_ssize_t j = 0;
-    for (; j + 32 <= n; j += 32) {
-        m0 = _mm512_max_ps(_mm512_loadu_ps(x + j), m0);
-        m1 = _mm512_max_ps(_mm512_loadu_ps(x + j + 16), m1);
+    for (; j + 32 <= n; j += 32)
+        for (int r = 0; r < rows; r++) {
+            m0[r] = _mm512_max_ps(_mm512_loadu_ps(x + r * n + j), m0[r]);
+            m1[r] = _mm512_max_ps(_mm512_loadu_ps(x + r * n + j + 16), m1[r]);
+        }
+    for (; j < n; j += 16) {
+        __mmask16 k = xf_first_lanes_avx512(n - j);
+        for (int r = 0; r < rows; r++)
+            m0[r] = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, k, x + r * n + j), m0[r]);
     }
-    for (; j < n; j += 16)
-        m0 = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, xf_first_lanes_avx512(n - j), x + j), m0);
-    return _mm512_reduce_max_ps(_mm512_max_ps(m0, m1));
+    for (int r = 0; r < 4; r++)
+        m0[r] = _mm512_max_ps(m0[r], m1[r]);
+    float res[4];
+    _mm_storeu_ps(res, xf_max4_avx512(m0));
+    for (int r = 0; r < rows; r++)
+        m[r] = res[r];
 }
 
 /* [r0, r1, r2, r3] = the sums of the eight lanes of a[0..3], each in the
@@ -226,19 +278,6 @@ XF_AVX512_FN __m256d xf_sum4_pd_avx512(const __m512d a[4])
                               _mm512_shuffle_f64x2(a01, a23, 0xDD));   /* r0 r0 r1 r1 .. */
     q = _mm512_add_pd(q, _mm512_permute_pd(q, 0x55));
     return _mm512_castpd512_pd256(_mm512_permutexvar_pd(_mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6), q));
-}
-
-/* [r0, r1, r2, r3] = the sums of the lanes of a[0..3], whole numbers (exact
- * in any order). */
-XF_AVX512_FN __m128 xf_sum4_counts_avx512(const __m512 a[4])
-{
-    __m512 a01 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
-    __m512 a23 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
-    __m512 q = _mm512_add_ps(   /* r0 r1 r2 r3 in every 128-bit lane */
-        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23))),
-        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a01), _mm512_castps_pd(a23))));
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(q), _mm512_extractf32x8_ps(q, 1));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
 /* xf_rows_exp_sum_avx2 in 16 lanes, without a search for the max term (its

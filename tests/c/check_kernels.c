@@ -120,8 +120,8 @@ static void check_exp_sum_edges(int level)
 /* The same in long rows, whose max terms fall in full vectors and in later
  * blocks of the sums: 1 to 3 ties, a dominant max (the others' sum ~1e-8,
  * which must keep its relative accuracy), a NaN or +inf late in the row.
- * The six rows then go through xf_rows_exp_sum together, which must give
- * each row's results exactly. */
+ * The six rows then go through xf_rows_max and xf_rows_exp_sum together,
+ * which must give each row's results exactly. */
 static void check_exp_sum_long(int level)
 {
     static const Py_ssize_t lengths[] = {17, 40, 100, 300, 700};
@@ -150,6 +150,10 @@ static void check_exp_sum_long(int level)
                 want = NAN;
             check("row_exp_sum long", level, n, others_row[kind], want, 1e-6);
         }
+        float m_rows[6];
+        xf_rows_max_f32(rows, n, 6, m_rows);
+        for (int r = 0; r < 6; r++)
+            check("rows_max", level, n, m_rows[r], m[r], 0);
         xf_rows_exp_sum_f32(rows, n, 6, m, e_rows, others_rows);
         for (int r = 0; r < 6; r++)
             check("rows_exp_sum", level, n, others_rows[r], others_row[r], 0);
