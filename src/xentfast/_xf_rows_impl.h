@@ -128,6 +128,17 @@ static XF_TARGET void XF_NAME(xf_row_scale_sub)(
     XF_T *g, Py_ssize_t n, XF_T a, XF_T b, const XF_T *t, const XF_T *w,
     XF_T t_scale, XF_T t_add)
 {
+#if XF_ROWS_X86_F32 == 2
+    if (t == NULL && w == NULL) {
+        xf_row_scale_sub_avx512(g, n, a, b * t_add);
+        return;
+    }
+#elif XF_ROWS_X86_F32 == 1
+    if (t == NULL && w == NULL) {
+        xf_row_scale_sub_avx2(g, n, a, b * t_add);
+        return;
+    }
+#endif
     XF_SIMD
     for (Py_ssize_t j = 0; j < n; j++) {
         XF_T c = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : (XF_T)1);
@@ -140,9 +151,15 @@ static XF_TARGET void XF_NAME(xf_row_scale_sub)(
 static XF_TARGET void XF_NAME(xf_row_sub)(const XF_T *x, Py_ssize_t n,
                                                XF_T shift1, XF_T shift2, XF_T *out)
 {
+#if XF_ROWS_X86_F32 == 2
+    xf_row_sub_avx512(x, n, shift1, shift2, out);
+#elif XF_ROWS_X86_F32 == 1
+    xf_row_sub_avx2(x, n, shift1, shift2, out);
+#else
     XF_SIMD
     for (Py_ssize_t j = 0; j < n; j++)
         out[j] = (x[j] - shift1) - shift2;
+#endif
 }
 
 /* out[j] = cap * tanh(x[j] / cap) (Gemma-2 soft-capping) and its derivative

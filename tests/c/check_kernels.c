@@ -60,9 +60,13 @@ static void check_rows(int level, Py_ssize_t c)
         dot_ref += (double)x[j] - m_ref;
     check("row_target_dot", level, c, dot, dot_ref, 1e-6);
     check("row_target_dot c_sum", level, c, w_sum, (double)c, 0);
+    e[c] = g[c] = 42.0f;   /* nothing past the row may be written */
     xf_row_scale_sub_f32(e, c, 0.5f, 0.25f, NULL, NULL, 0, 1);
     for (Py_ssize_t j = 0; j < c; j++)
         check("row_scale_sub", level, c, e[j], 0.5 * exp((double)x[j] - m_ref) - 0.25, 1e-6);
+    xf_row_sub_f32(x, c, m, 0.5f, g);
+    check("row_scale_sub past the row", level, c, e[c], 42.0, 0);
+    check("row_sub past the row", level, c, g[c], 42.0, 0);
 }
 
 /* Exps in float's subnormal range and of -inf: gradual underflow, not a
