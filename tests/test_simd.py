@@ -23,7 +23,7 @@ THREAD_COUNTS = (1, 2, 3)
 # (256 classes, _xf_rows_x86.h), and rows that leave
 # a partial tile; the last shapes are large enough to use threads.
 SHAPES = [(37, c) for c in (1, 2, 3, 7, 8, 9, 10, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40, 41,
-                            55, 56, 57, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 513)]
+                            55, 56, 57, 63, 64, 65, 79, 80, 81, 100, 127, 128, 129, 255, 256, 257, 513)]
 SHAPES += [(3001, 17), (1203, 100), (67, 1000), (9, 4000)]
 
 

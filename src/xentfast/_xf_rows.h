@@ -89,10 +89,13 @@
  * classes on there).  The label losses (cross-entropy, NLL, focal) gain more
  * from tiles, whose loss algebra runs across the lanes: on a Sapphire Rapids
  * Xeon their tiles won by 20-40 % at avx2 and 13-24 % at avx512 from 44 to
- * 64 classes (one thread), where Zen 4 had them even at 64. */
+ * 64 classes (one thread), where Zen 4 had them even at 64; against the row
+ * groups of four rows at a time (fifth session) they still won by 7-15 % at
+ * avx2 from 68 to 76 classes and lost from 88 on, and at avx512 won by
+ * 12-15 % at 48-56 and were even at 64. */
 static inline Py_ssize_t xf_tile_limit_f32(void) { return XF_PER_LEVEL(32, 40, 56); }
 static inline Py_ssize_t xf_tile_limit_f64(void) { return XF_PER_LEVEL(24, 24, 24); }
-static inline Py_ssize_t xf_label_tile_limit_f32(void) { return XF_PER_LEVEL(32, 64, 64); }
+static inline Py_ssize_t xf_label_tile_limit_f32(void) { return XF_PER_LEVEL(32, 80, 64); }
 static inline Py_ssize_t xf_label_tile_limit_f64(void) { return xf_tile_limit_f64(); }
 
 #endif
