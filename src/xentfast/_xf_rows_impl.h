@@ -106,16 +106,24 @@ static XF_TARGET void XF_NAME(xf_rows_log1p)(const double *x, Py_ssize_t n, doub
 
 /* Target coefficients of soft (or smoothed) targets:
  *   c[j] = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : 1).
- * Returns sum_j c[j] * (x[j] - shift), a term with c[j] == 0 counting 0 even
- * where x[j] = -inf (0 log 0 = 0), and stores sum_j c[j] in *c_sum. */
-static XF_TARGET double XF_NAME(xf_row_target_dot)(
+ * The loops over them are inlined once for each presence of t and w (has_t,
+ * has_w: constants there): gcc vectorizes no loop that may read through a
+ * null pointer, and ran them one element at a time (half of a soft-target
+ * cross-entropy's time). */
+#define XF_TARGET_COEF(j) \
+    ((has_t ? t_scale * t[j] + t_add : t_add) * (has_w ? w[j] : (XF_T)1))
+#define XF_BY_PRESENCE(loop, t, w, ...)                \
+    ((t) ? ((w) ? loop(__VA_ARGS__, 1, 1) : loop(__VA_ARGS__, 1, 0)) \
+         : ((w) ? loop(__VA_ARGS__, 0, 1) : loop(__VA_ARGS__, 0, 0)))
+
+static inline __attribute__((always_inline)) XF_TARGET double XF_NAME(xf_target_dot_loop)(
     const XF_T *x, Py_ssize_t n, XF_T shift, const XF_T *t, const XF_T *w,
-    XF_T t_scale, XF_T t_add, double *c_sum)
+    XF_T t_scale, XF_T t_add, double *c_sum, int has_t, int has_w)
 {
     double dot = 0.0, csum = 0.0;
     XF_SIMD_REDUCE(+, dot, csum)
     for (Py_ssize_t j = 0; j < n; j++) {
-        XF_T c = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : (XF_T)1);
+        XF_T c = XF_TARGET_COEF(j);
         dot += c != 0 ? (double)c * (double)(x[j] - shift) : 0.0;
         csum += (double)c;
     }
@@ -123,7 +131,26 @@ static XF_TARGET double XF_NAME(xf_row_target_dot)(
     return dot;
 }
 
-/* g[j] = a * g[j] - b * c[j], with c[j] as in xf_row_target_dot. */
+/* Returns sum_j c[j] * (x[j] - shift), a term with c[j] == 0 counting 0 even
+ * where x[j] = -inf (0 log 0 = 0), and stores sum_j c[j] in *c_sum. */
+static XF_TARGET double XF_NAME(xf_row_target_dot)(
+    const XF_T *x, Py_ssize_t n, XF_T shift, const XF_T *t, const XF_T *w,
+    XF_T t_scale, XF_T t_add, double *c_sum)
+{
+    return XF_BY_PRESENCE(XF_NAME(xf_target_dot_loop), t, w,
+                          x, n, shift, t, w, t_scale, t_add, c_sum);
+}
+
+static inline __attribute__((always_inline)) XF_TARGET void XF_NAME(xf_scale_sub_loop)(
+    XF_T *g, Py_ssize_t n, XF_T a, XF_T b, const XF_T *t, const XF_T *w,
+    XF_T t_scale, XF_T t_add, int has_t, int has_w)
+{
+    XF_SIMD
+    for (Py_ssize_t j = 0; j < n; j++)
+        g[j] = a * g[j] - b * XF_TARGET_COEF(j);
+}
+
+/* g[j] = a * g[j] - b * c[j]. */
 static XF_TARGET void XF_NAME(xf_row_scale_sub)(
     XF_T *g, Py_ssize_t n, XF_T a, XF_T b, const XF_T *t, const XF_T *w,
     XF_T t_scale, XF_T t_add)
@@ -139,12 +166,10 @@ static XF_TARGET void XF_NAME(xf_row_scale_sub)(
         return;
     }
 #endif
-    XF_SIMD
-    for (Py_ssize_t j = 0; j < n; j++) {
-        XF_T c = (t ? t_scale * t[j] + t_add : t_add) * (w ? w[j] : (XF_T)1);
-        g[j] = a * g[j] - b * c;
-    }
+    XF_BY_PRESENCE(XF_NAME(xf_scale_sub_loop), t, w, g, n, a, b, t, w, t_scale, t_add);
 }
+#undef XF_TARGET_COEF
+#undef XF_BY_PRESENCE
 
 /* out[j] = (x[j] - shift1) - shift2, in that order so that the max entry
  * gets exactly -shift2 when shift1 is the max; out may be x. */
