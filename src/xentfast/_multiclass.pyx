@@ -148,12 +148,13 @@ cdef inline bint label_tiles(Py_ssize_t c, floating dtype_tag, double label_smoo
 
 
 cdef inline Py_ssize_t row_scratch_columns(Py_ssize_t c, bint grad, bint capped) noexcept:
-    """Scratch a row needs: with a gradient row, only the cap's slope (the
-    capped logits and the exps go into the gradient row); without, room for
-    the exps (over the capped logits) and the slope."""
+    """Scratch a thread needs on the row path: with gradient rows, only the
+    cap's slope (the capped logits and the exps go into the gradient rows);
+    without, room for the exps of a row group, or of one row (over its capped
+    logits) and its slope."""
     if grad:
         return c if capped else 0
-    return 2 * c if capped else c
+    return 2 * c if capped else row_group(c) * c
 
 
 cdef inline Py_ssize_t label_row_group(Py_ssize_t c, bint capped) noexcept nogil:
@@ -182,7 +183,9 @@ def softmax_focal_labels_scratch(const floating[:, ::1] logits, *, bint grad):
 def cross_entropy_probs_scratch(const floating[:, ::1] logits, *, bint grad, softcap=None):
     """Shape of the `scratch` array `cross_entropy_probs` needs."""
     cdef Py_ssize_t n = logits.shape[0], c = logits.shape[1]
-    return threads_for(n, n * c), row_scratch_columns(c, grad, softcap is not None)
+    cdef Py_ssize_t group = label_row_group(c, softcap is not None)
+    return (threads_for((n + group - 1) // group, n * c),
+            row_scratch_columns(c, grad, softcap is not None))
 
 
 # ------------------------------------------------------------- row sweeps
@@ -285,10 +288,10 @@ cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
     # the weights enter the gradient row only through label smoothing
     # (b = 0 otherwise, and 0 * inf would make an untargeted column NaN)
     cdef const floating *w_smoothed = w if o.ce.label_smoothing > 0 else NULL
-    # with no cap, the maxima of the group go at once (an ignored row's too),
-    # and with gradient rows too, the exps, into the gradient rows (an
-    # ignored row's is zeroed below)
-    cdef bint together = g != NULL and not o.capped
+    # with no cap, the maxima and exps of the group go at once (an ignored
+    # row's too), the exps into the gradient rows (an ignored row's is zeroed
+    # below) or the scratch rows
+    cdef floating *exps = g if g != NULL else sp
     if not o.capped:
         rows_max(x, c, nr, m)
     for k in range(nr):
@@ -310,16 +313,16 @@ cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
         if o.ce.label_smoothing > 0:
             # sum_c w_c (x_c - m), read before the exps may overwrite x
             r[k].dot = row_target_dot(src, c, m[k], NULL, w, 0, 1, &r[k].w_sum)
-        if not together:
+        if o.capped:   # one row
             others[k] = row_exp_sum(src, c, m[k], e, NULL)
             r[k].e_y = e[yk]
-    if together:
-        rows_exp_sum(x, c, nr, m, g, others)
+    if not o.capped:
+        rows_exp_sum(x, c, nr, m, exps, others)
         for k in range(nr):
             if y[k] == o.ignore_index:
                 others[k] = 0.0
             else:
-                r[k].e_y = g[k * c + y[k]]
+                r[k].e_y = exps[k * c + y[k]]
     rows_log1p(others, nr, l1p)
     for k in range(nr):
         yk = y[k]
@@ -448,7 +451,7 @@ def cross_entropy_small(const floating[:, ::1] logits, const int64_t[::1] labels
     o.ignore_index = ignore_index
     loss = <double *>malloc(n * sizeof(double))
     if g == NULL and not tiles:
-        sp = <floating *>malloc(c * sizeof(floating))   # the exps, with no gradient row
+        sp = <floating *>malloc(group * c * sizeof(floating))   # the exps, with no gradient rows
     if loss == NULL or (g == NULL and not tiles and sp == NULL):
         free(loss)
         free(sp)
@@ -520,6 +523,57 @@ def softmax_focal_labels(
     label_rows(&o, logits, labels, alpha, no_sample_weight, loss, grad, scratch)
 
 
+cdef struct ProbsLoss:
+    # The options of cross_entropy_probs (the smoothed target is
+    # t_scale t + t_add).
+    double t_scale
+    double t_add
+    double z_loss
+    double grad_scale
+    bint capped
+    double softcap
+
+
+cdef void probs_group(const ProbsLoss *o, const floating *x, const floating *t,
+                      Py_ssize_t nr, Py_ssize_t c, const floating *w, const floating *sw,
+                      double *loss, floating *g, floating *sp) noexcept nogil:
+    """Rows [0, nr) of a row group of cross_entropy_probs (label_row_group):
+    the maxima, each row's target dot, the exps and sums of the group at
+    once, their log1p's, then each row's loss and gradient.  g may be NULL
+    (no gradient) or x; sp is the thread's scratch (row_scratch_columns): the
+    exps with no gradient rows, and the cap's slope (a capped group has one
+    row)."""
+    cdef floating m[XF_LANES]
+    cdef double others[XF_LANES]
+    cdef double l1p[XF_LANES]
+    cdef double dot[XF_LANES]
+    cdef double c_sum[XF_LANES]
+    cdef floating t_scale = <floating>o.t_scale, t_add = <floating>o.t_add
+    cdef floating *e = g if g != NULL else sp   # the exps (over the capped logits)
+    cdef floating *slope = sp if g != NULL else sp + c
+    cdef const floating *src = capped_row(x, c, o.capped, o.softcap, e, slope)
+    cdef Py_ssize_t k
+    cdef double lse, s
+    rows_max(src, c, nr, m)
+    for k in range(nr):
+        # sum_c q_c (x_c - m) with q = smoothed, weighted target, read before
+        # the exps may overwrite x
+        dot[k] = row_target_dot(src + k * c, c, m[k], t + k * c, w, t_scale, t_add, &c_sum[k])
+    rows_exp_sum(src, c, nr, m, e, others)
+    rows_log1p(others, nr, l1p)
+    for k in range(nr):
+        lse = m[k] + l1p[k]
+        s = sw[k] if sw != NULL else 1.0
+        loss[k] = s * (c_sum[k] * l1p[k] - dot[k] + o.z_loss * lse * lse)
+        if g != NULL:
+            s = s * o.grad_scale
+            row_scale_sub(e + k * c, c,
+                          <floating>(s * (c_sum[k] + 2 * o.z_loss * lse) / (1 + others[k])),
+                          <floating>s, t + k * c, w, t_scale, t_add)
+            if o.capped:
+                row_mul(e + k * c, c, slope)
+
+
 def cross_entropy_probs(
         *,
         const floating[:, ::1] logits,         # IN (N, C)
@@ -536,44 +590,25 @@ def cross_entropy_probs(
     """Cross-entropy of class probabilities, every option."""
     cdef:
         const floating[:, ::1] x = logits
-        Py_ssize_t n = x.shape[0], c = x.shape[1], i
-        bint capped = softcap is not None
-        double cap = softcap if capped else 0.0
+        Py_ssize_t n = x.shape[0], c = x.shape[1], i, r0
+        Py_ssize_t group = label_row_group(c, softcap is not None)
         const floating *w = ptr_or_null(weight)
         const floating *sw = ptr_or_null(sample_weight)
         floating *g0 = &grad[0, 0] if grad is not None and n > 0 else NULL
         floating *s0 = &scratch[0, 0] if scratch.shape[1] > 0 else NULL
-        const floating *src
-        floating *e
-        floating *sp
-        floating m
-        floating t_scale = <floating>(1 - label_smoothing)
-        floating t_add = <floating>(label_smoothing / c if c else 0.0)
-        double others, l1p, lse, s, dot, c_sum
         int threads = scratch.shape[0]   # one scratch row per thread
-    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=threads > 1):
-        c_sum = l1p = 0.0   # thread-private (see label_rows)
-        sp = scratch_row(s0, scratch.shape[1], threadid())
-        if g0 != NULL:   # as in label_rows
-            e = g0 + i * c
-            src = capped_row(&x[i, 0], c, capped, cap, e, sp)
-        else:
-            e = sp
-            src = capped_row(&x[i, 0], c, capped, cap, sp, sp + c)
-        m = row_max(src, c)
-        # sum_c q_c (x_c - m) with q = smoothed, weighted target
-        dot = row_target_dot(src, c, m, &target[i, 0], w, t_scale, t_add, &c_sum)
-        others = row_exp_sum(src, c, m, e, &l1p)
-        lse = m + l1p
-        s = sw[i] if sw != NULL else 1.0
-        loss[i] = s * (c_sum * l1p - dot + z_loss * lse * lse)
-        if g0 != NULL:
-            s = s * grad_scale
-            row_scale_sub(e, c, <floating>(s * (c_sum + 2 * z_loss * lse) / (1 + others)),
-                          <floating>s, &target[i, 0], w, t_scale, t_add)
-            if capped:
-                row_mul(e, c, sp)
+        ProbsLoss o = ProbsLoss(t_scale=1 - label_smoothing,
+                                t_add=label_smoothing / c if c else 0.0,
+                                z_loss=z_loss, grad_scale=grad_scale,
+                                capped=softcap is not None,
+                                softcap=softcap if softcap is not None else 0.0)
+    for i in prange((n + group - 1) // group, nogil=True, schedule="static",
+                    num_threads=threads, use_threads_if=threads > 1):
+        r0 = i * group
+        probs_group(&o, &x[r0, 0], &target[r0, 0], min(group, n - r0), c, w,
+                    sw + r0 if sw != NULL else NULL, &loss[r0],
+                    g0 + r0 * c if g0 != NULL else NULL,
+                    scratch_row(s0, scratch.shape[1], threadid()))
 
 
 def nll_loss(
