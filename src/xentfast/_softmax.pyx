@@ -12,9 +12,9 @@ from cython.parallel cimport prange, threadid
 from libc.math cimport INFINITY
 
 from ._openmp cimport threads_for
-from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, row_exp_sum, rows_exp_sum, row_max,
-                     rows_max, row_scale_sub, row_sub, rows_log1p, row_group,
-                     tile_exp, tile_load, tile_store)
+from ._rows cimport (tile_limit, TILE_SIZE, XF_LANES, rows_exp_sum, rows_max,
+                     row_scale_sub, row_sub, rows_log1p, row_group, tile_exp, tile_load,
+                     tile_store)
 
 
 cdef enum Op:
@@ -107,47 +107,66 @@ def log_softmax(*,
 def softmax(*,
             const floating[:, ::1] x,         # IN (N, C)
             floating[:, ::1] out):            # OUT (N, C), may be x
-    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i
-    cdef floating m
-    cdef double others
-    cdef int threads = threads_for(n, n * c)
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, group = row_group(c)
+    cdef int threads = threads_for((n + group - 1) // group, n * c)
     if c <= tile_limit(<floating>0):
         tiled(SOFTMAX, x, out)
         return
-    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=threads > 1):
-        m = row_max(&x[i, 0], c)
-        others = row_exp_sum(&x[i, 0], c, m, &out[i, 0], NULL)   # no log1p needed
-        row_scale_sub(&out[i, 0], c, <floating>(1.0 / (1.0 + others)), 0,
-                      NULL, NULL, 0, 0)
+    for i in prange((n + group - 1) // group, nogil=True, schedule="static",
+                    num_threads=threads, use_threads_if=threads > 1):
+        softmax_group(&x[i * group, 0], min(group, n - i * group), c, &out[i * group, 0])
+
+
+cdef void softmax_group(const floating *x, Py_ssize_t nr, Py_ssize_t c,
+                        floating *out) noexcept nogil:
+    """softmax of nr <= row_group(c) rows: the maxima and the exps of the
+    group at once (into out), then each row scaled."""
+    cdef floating m[XF_LANES]
+    cdef double others[XF_LANES]
+    cdef Py_ssize_t k
+    rows_max(x, c, nr, m)
+    rows_exp_sum(x, c, nr, m, out, others)
+    for k in range(nr):
+        row_scale_sub(out + k * c, c, <floating>(1.0 / (1.0 + others[k])), 0, NULL, NULL, 0, 0)
 
 
 def logsumexp_scratch(const floating[:, ::1] x):
-    """Shape of the `scratch` array `logsumexp` needs for `x`."""
-    cdef Py_ssize_t n = x.shape[0], c = x.shape[1]
-    return threads_for(n, n * c), c
+    """Shape of the `scratch` array `logsumexp` needs for `x`: room for a row
+    group's exps, a row per thread."""
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], group = row_group(c)
+    return threads_for((n + group - 1) // group, n * c), group * c
 
 
 def logsumexp(*,
               const floating[:, ::1] x,       # IN (N, C)
               double[::1] out,                # OUT (N,)
               floating[:, ::1] scratch):      # logsumexp_scratch(x)
-    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, j
-    cdef floating m
-    cdef double others, l1p
+    cdef Py_ssize_t n = x.shape[0], c = x.shape[1], i, group = row_group(c)
     cdef int threads = scratch.shape[0]   # one scratch row per thread
-    for i in prange(n, nogil=True, schedule="static", num_threads=threads,
-                    use_threads_if=threads > 1):
-        m = row_max(&x[i, 0], c)
-        if m == -INFINITY or m == INFINITY:
+    for i in prange((n + group - 1) // group, nogil=True, schedule="static",
+                    num_threads=threads, use_threads_if=threads > 1):
+        logsumexp_group(&x[i * group, 0], min(group, n - i * group), c, &out[i * group],
+                        &scratch[threadid(), 0])
+
+
+cdef void logsumexp_group(const floating *x, Py_ssize_t nr, Py_ssize_t c, double *out,
+                          floating *sp) noexcept nogil:
+    """logsumexp of nr <= row_group(c) rows: the maxima, the exps (into the
+    thread's scratch rows sp) and their sums' log1p's of the group at once."""
+    cdef floating m[XF_LANES]
+    cdef double others[XF_LANES]
+    cdef double l1p[XF_LANES]
+    cdef Py_ssize_t k, j
+    rows_max(x, c, nr, m)
+    rows_exp_sum(x, c, nr, m, sp, others)
+    rows_log1p(others, nr, l1p)
+    for k in range(nr):
+        out[k] = m[k] + l1p[k]
+        if m[k] == -INFINITY or m[k] == INFINITY:
             # the sum is 0 (every entry -inf) or +inf: the max, unless a NaN
             # (which row_max skips) makes it NaN
-            out[i] = m
+            out[k] = m[k]
             for j in range(c):
-                if x[i, j] != x[i, j]:
-                    out[i] = x[i, j]
+                if x[k * c + j] != x[k * c + j]:
+                    out[k] = x[k * c + j]
                     break
-            continue
-        l1p = 0.0   # thread-private: otherwise only written through a pointer
-        row_exp_sum(&x[i, 0], c, m, &scratch[threadid(), 0], &l1p)
-        out[i] = m + l1p
