@@ -188,33 +188,36 @@ XF_AVX2_FN void xf_rows_exp_sum_avx2(const float *x, Py_ssize_t n, int rows, con
         others[r] = rest[r] + ((skip[r] < n ? 1.0 : 0.0) - 1.0);
 }
 
-/* g[j] = a * g[j] - b (one rounding, an FMA) and out[j] = (x[j] - s1) - s2
- * over a row, the last vector under a mask: the gradient rows of the label
- * losses and the rows of log_softmax (the portable loops ran their last
- * partial vector as scalar code). */
+/* out[j] = EXPR over a row of n floats, where v is the vector of in[j..]:
+ * full vectors, then the last one under a mask (the portable loops ran their
+ * last partial vector as scalar code).  out may be in. */
+#define XF_ROW_MAP_AVX2(in, out, n, v, expr)                                            \
+    do {                                                                                \
+        Py_ssize_t j_ = 0;                                                              \
+        for (; j_ + 8 <= (n); j_ += 8) {                                                \
+            __m256 v = _mm256_loadu_ps((in) + j_);                                      \
+            _mm256_storeu_ps((out) + j_, (expr));                                       \
+        }                                                                               \
+        if (j_ < (n)) {                                                                 \
+            __m256i k_ = xf_first_lanes_avx2((n) - j_);                                 \
+            __m256 v = _mm256_maskload_ps((in) + j_, k_);                               \
+            _mm256_maskstore_ps((out) + j_, k_, (expr));                                \
+        }                                                                               \
+    } while (0)
+
+/* g[j] = a * g[j] - b (one rounding, an FMA): the gradient rows of the label
+ * losses. */
 XF_AVX2_FN void xf_row_scale_sub_avx2(float *g, Py_ssize_t n, float a, float b)
 {
     const __m256 av = _mm256_set1_ps(a), bv = _mm256_set1_ps(b);
-    Py_ssize_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(g + j, _mm256_fmsub_ps(av, _mm256_loadu_ps(g + j), bv));
-    if (j < n) {
-        __m256i k = xf_first_lanes_avx2(n - j);
-        _mm256_maskstore_ps(g + j, k, _mm256_fmsub_ps(av, _mm256_maskload_ps(g + j, k), bv));
-    }
+    XF_ROW_MAP_AVX2(g, g, n, v, _mm256_fmsub_ps(av, v, bv));
 }
 
+/* out[j] = (x[j] - s1) - s2: the rows of log_softmax. */
 XF_AVX2_FN void xf_row_sub_avx2(const float *x, Py_ssize_t n, float s1, float s2, float *out)
 {
     const __m256 v1 = _mm256_set1_ps(s1), v2 = _mm256_set1_ps(s2);
-    Py_ssize_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(out + j, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), v1), v2));
-    if (j < n) {
-        __m256i k = xf_first_lanes_avx2(n - j);
-        _mm256_maskstore_ps(out + j, k, _mm256_sub_ps(_mm256_sub_ps(
-            _mm256_maskload_ps(x + j, k), v1), v2));
-    }
+    XF_ROW_MAP_AVX2(x, out, n, v, _mm256_sub_ps(_mm256_sub_ps(v, v1), v2));
 }
 
 /* The exps of a float tile (_xf_rows_impl.h: 16 rows, class j of row k at
@@ -379,31 +382,32 @@ XF_AVX512_FN void xf_rows_exp_sum_avx512(const float *x, Py_ssize_t n, int rows,
         others[r] = res[r];
 }
 
-/* xf_row_scale_sub_avx2 and xf_row_sub_avx2 in 16 lanes. */
+/* XF_ROW_MAP_AVX2 in 16 lanes. */
+#define XF_ROW_MAP_AVX512(in, out, n, v, expr)                                          \
+    do {                                                                                \
+        Py_ssize_t j_ = 0;                                                              \
+        for (; j_ + 16 <= (n); j_ += 16) {                                              \
+            __m512 v = _mm512_loadu_ps((in) + j_);                                      \
+            _mm512_storeu_ps((out) + j_, (expr));                                       \
+        }                                                                               \
+        if (j_ < (n)) {                                                                 \
+            __mmask16 k_ = xf_first_lanes_avx512((n) - j_);                             \
+            __m512 v = _mm512_maskz_loadu_ps(k_, (in) + j_);                            \
+            _mm512_mask_storeu_ps((out) + j_, k_, (expr));                              \
+        }                                                                               \
+    } while (0)
+
 XF_AVX512_FN void xf_row_scale_sub_avx512(float *g, Py_ssize_t n, float a, float b)
 {
     const __m512 av = _mm512_set1_ps(a), bv = _mm512_set1_ps(b);
-    Py_ssize_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        _mm512_storeu_ps(g + j, _mm512_fmsub_ps(av, _mm512_loadu_ps(g + j), bv));
-    if (j < n) {
-        __mmask16 k = xf_first_lanes_avx512(n - j);
-        _mm512_mask_storeu_ps(g + j, k, _mm512_fmsub_ps(av, _mm512_maskz_loadu_ps(k, g + j), bv));
-    }
+    XF_ROW_MAP_AVX512(g, g, n, v, _mm512_fmsub_ps(av, v, bv));
 }
 
 XF_AVX512_FN void xf_row_sub_avx512(const float *x, Py_ssize_t n, float s1, float s2,
                                     float *out)
 {
     const __m512 v1 = _mm512_set1_ps(s1), v2 = _mm512_set1_ps(s2);
-    Py_ssize_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        _mm512_storeu_ps(out + j, _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + j), v1), v2));
-    if (j < n) {
-        __mmask16 k = xf_first_lanes_avx512(n - j);
-        _mm512_mask_storeu_ps(out + j, k, _mm512_sub_ps(_mm512_sub_ps(
-            _mm512_maskz_loadu_ps(k, x + j), v1), v2));
-    }
+    XF_ROW_MAP_AVX512(x, out, n, v, _mm512_sub_ps(_mm512_sub_ps(v, v1), v2));
 }
 
 /* xf_tile_exp_avx2 in one vector a class, the exp's 2^n by scalef. */
