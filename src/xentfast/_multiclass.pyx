@@ -272,10 +272,10 @@ cdef void label_tile(const LabelLoss *o, const floating *x, const int64_t *y,
 cdef void label_group(const LabelLoss *o, const floating *x, const int64_t *y,
                       Py_ssize_t nr, Py_ssize_t c, const floating *w, const floating *sw,
                       double *loss, floating *g, floating *sp) noexcept nogil:
-    """Rows [0, nr) of a row group (label_row_group): each row's max and
-    exps, then the group's log1p's at once, then each row's loss and
-    gradient.  g may be NULL (no gradient) or x; sp is the thread's scratch
-    row."""
+    """Rows [0, nr) of a row group (label_row_group): the maxima and exps
+    (of the group at once, or of its one capped row), the group's log1p's at
+    once, then each row's loss and gradient.  g may be NULL (no gradient) or
+    x; sp is the thread's scratch (row_scratch_columns)."""
     cdef RowStats r[XF_LANES]
     cdef floating m[XF_LANES]
     cdef double others[XF_LANES]
