@@ -83,21 +83,10 @@ XF_AVX2_FN void xf_rows_max_avx2(const float *x, Py_ssize_t n, int rows, float *
         m[r] = res[r];
 }
 
-/* e[j] = exp(x[j] - m) (e may be x); returns the sum of the terms but some
- * equal to 1, and how many it left out in *ones (the caller's sum of all
- * terms but one max term is then the result + *ones - 1).  The terms are
- * summed in float lanes over blocks of XF_SUM_BLOCK classes (at most 32
- * terms a lane: a relative error below 2e-6), the blocks' sums in double. */
+/* The exp-sums below add their terms in float lanes over blocks of
+ * XF_SUM_BLOCK classes (at most 32 terms a lane: a relative error below
+ * 2e-6), and the blocks' sums in double. */
 #define XF_SUM_BLOCK 256
-
-/* s += the terms of v below 1 (or NaN), ones += the count of those equal to 1. */
-XF_AVX2_FN void xf_add_exps_avx2(__m256 v, __m256 *s, __m256 *ones)
-{
-    const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 is_one = _mm256_cmp_ps(v, one, _CMP_EQ_OQ);
-    *ones = _mm256_add_ps(*ones, _mm256_and_ps(is_one, one));
-    *s = _mm256_add_ps(*s, _mm256_andnot_ps(is_one, v));
-}
 
 /* Index of the first x[j] == m, or n. */
 XF_AVX2_FN Py_ssize_t xf_first_equal_avx2(const float *x, Py_ssize_t n, float m)
